@@ -1,0 +1,56 @@
+# syntax=docker/dockerfile:1
+#
+# The oz-worker image: `bun build --compile` in a build stage, then the single
+# self-contained binary on a minimal non-root runtime.
+#
+#   docker build -t oz-worker:0.1.0 .
+#   docker run --rm oz-worker:0.1.0 --help
+#
+# The runtime is debian-slim rather than distroless because the Helm chart's
+# default liveness probe (from the product page) is an exec of `kill -0 1`,
+# which needs a kill binary (procps) in the image.
+
+ARG BUILD_IMAGE=node:22-bookworm-slim
+ARG RUNTIME_IMAGE=debian:12-slim
+
+FROM ${BUILD_IMAGE} AS build
+WORKDIR /src
+ENV CI=1 \
+    npm_config_audit=false \
+    npm_config_fund=false \
+    npm_config_update_notifier=false
+# Dependencies first, so source edits reuse this layer. bun itself is a pinned
+# devDependency: npm ci installs the build platform's bun binary.
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci
+COPY . .
+# scripts/build writes dist/oz-worker. Check that the binary is self-contained:
+# it runs from a directory holding nothing else, with an empty environment.
+RUN scripts/build \
+ && probe="$(mktemp -d)" \
+ && cp dist/oz-worker "$probe/" \
+ && (cd "$probe" && env -i ./oz-worker --help >/dev/null) \
+ && rm -rf "$probe"
+
+FROM ${RUNTIME_IMAGE} AS runtime
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="oz-worker" \
+      org.opencontainers.image.description="Self-hosted Oz worker: runs cloud agent tasks as Kubernetes Jobs" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# ca-certificates: TLS to Oz and the API server. procps: /bin/kill for the
+# chart's exec liveness probe. User and group 10001, as the chart runs it.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates procps \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 oz \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home \
+      --home-dir /nonexistent --shell /usr/sbin/nologin oz
+COPY --from=build --chown=0:0 --chmod=0755 /src/dist/oz-worker /usr/local/bin/oz-worker
+# The root filesystem is read-only under the chart; /tmp is its emptyDir.
+ENV HOME=/tmp \
+    TMPDIR=/tmp
+WORKDIR /tmp
+USER 10001:10001
+ENTRYPOINT ["/usr/local/bin/oz-worker"]
+CMD ["run", "--config-file", "/etc/oz-worker/config.yaml"]

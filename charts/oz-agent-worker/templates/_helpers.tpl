@@ -1,0 +1,157 @@
+{{/*
+Chart name, truncated to a DNS label.
+*/}}
+{{- define "oz-agent-worker.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full resource name: the release name, prefixed by the chart name unless the
+release name already contains it (so release "oz-agent-worker" gives
+"oz-agent-worker").
+*/}}
+{{- define "oz-agent-worker.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "oz-agent-worker.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "oz-agent-worker.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "oz-agent-worker.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: worker
+{{- end }}
+
+{{- define "oz-agent-worker.labels" -}}
+helm.sh/chart: {{ include "oz-agent-worker.chart" . }}
+{{ include "oz-agent-worker.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | toString | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: oz-agent-worker
+{{- end }}
+
+{{- define "oz-agent-worker.serviceAccountName" -}}
+{{ include "oz-agent-worker.fullname" . }}
+{{- end }}
+
+{{/*
+Namespace the task Jobs run in: kubernetesBackend.namespace, or the release
+namespace. The Role and RoleBinding live there.
+*/}}
+{{- define "oz-agent-worker.taskNamespace" -}}
+{{ .Values.kubernetesBackend.namespace | default .Release.Namespace }}
+{{- end }}
+
+{{/*
+The required values, checked once with messages that name the value. The
+schema checks types and enums; these cover what must be set by the user.
+*/}}
+{{- define "oz-agent-worker.validate" -}}
+{{- $id := required "worker.workerId is required: the worker ID (same as --worker-id), e.g. --set worker.workerId=oz-k8s-worker" .Values.worker.workerId -}}
+{{- if hasPrefix "warp" (lower $id) -}}
+{{- fail (printf "worker.workerId %q is invalid: worker IDs starting with \"warp\" are reserved" $id) -}}
+{{- end -}}
+{{- $_ := required "image.tag is required: the oz-worker image tag to deploy, e.g. --set image.tag=0.1.0" .Values.image.tag -}}
+{{- if and .Values.warp.apiKeySecret.create (not .Values.warp.apiKeySecret.value) -}}
+{{- fail "warp.apiKeySecret.value is required when warp.apiKeySecret.create is true (or set warp.apiKeySecret.create=false and create the Secret yourself)" -}}
+{{- end -}}
+{{- if and .Values.metrics.podMonitor.create (not (include "oz-agent-worker.prometheusEnabled" .)) -}}
+{{- fail "metrics.podMonitor.create needs metrics.enabled=true and metrics.exporter=prometheus" -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+"true" when the worker serves a Prometheus endpoint, else empty.
+*/}}
+{{- define "oz-agent-worker.prometheusEnabled" -}}
+{{- if and .Values.metrics.enabled (eq .Values.metrics.exporter "prometheus") }}true{{ end }}
+{{- end }}
+
+{{/*
+The permissions the worker uses in the task namespace: the one place they are
+listed. Keep this list exact: preflight checks each of them, and the
+minimality tests remove each rule in turn.
+  jobs      create, get, list, watch, delete  task and preflight Jobs
+  pods      get, list, watch                  task pod status
+  pods/log  get                               logs of failed task pods
+  events    list                              FailedCreate / FailedMount
+*/}}
+{{- define "oz-agent-worker.rbacRules" -}}
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["create", "get", "list", "watch", "delete"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["list"]
+{{- end }}
+
+{{/*
+The worker config file (config.yaml), built from values. camelCase values
+become the worker's snake_case keys; empty values are left out so the
+worker's own defaults apply.
+*/}}
+{{- define "oz-agent-worker.config" -}}
+{{- $w := .Values.worker -}}
+{{- $kb := .Values.kubernetesBackend -}}
+{{- $k8s := dict "namespace" (include "oz-agent-worker.taskNamespace" .) -}}
+{{- with $kb.defaultImage }}{{ $_ := set $k8s "default_image" . }}{{ end -}}
+{{- with $kb.imagePullPolicy }}{{ $_ := set $k8s "image_pull_policy" . }}{{ end -}}
+{{- with $kb.preflightImage }}{{ $_ := set $k8s "preflight_image" . }}{{ end -}}
+{{- with $kb.unschedulableTimeout }}{{ $_ := set $k8s "unschedulable_timeout" . }}{{ end -}}
+{{- with $kb.setupCommand }}{{ $_ := set $k8s "setup_command" . }}{{ end -}}
+{{- with $kb.teardownCommand }}{{ $_ := set $k8s "teardown_command" . }}{{ end -}}
+{{- with $kb.extraLabels }}{{ $_ := set $k8s "extra_labels" . }}{{ end -}}
+{{- with $kb.extraAnnotations }}{{ $_ := set $k8s "extra_annotations" . }}{{ end -}}
+{{- with $kb.activeDeadlineSeconds }}{{ $_ := set $k8s "active_deadline_seconds" (int64 .) }}{{ end -}}
+{{- with $kb.workspaceSizeLimit }}{{ $_ := set $k8s "workspace_size_limit" . }}{{ end -}}
+{{- with $kb.podTemplate }}{{ $_ := set $k8s "pod_template" . }}{{ end -}}
+{{- $cfg := dict
+      "worker_id" $w.workerId
+      "cleanup" $w.cleanup
+      "max_concurrent_tasks" (int64 $w.maxConcurrentTasks)
+      "backend" (dict "kubernetes" $k8s) -}}
+{{- with $w.idleOnComplete }}{{ $_ := set $cfg "idle_on_complete" . }}{{ end -}}
+{{- toYaml $cfg }}
+{{- end }}
+
+{{/*
+Names of the env vars set in worker.extraEnv and metrics.extraEnv, so the
+chart's own defaults for the same names are left out (one entry per name).
+*/}}
+{{- define "oz-agent-worker.userEnvNames" -}}
+{{- range (concat .Values.worker.extraEnv .Values.metrics.extraEnv) }}
+{{- printf "%s\n" .name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The liveness probe: worker.livenessProbe, or nothing when null. A custom
+probe with its own handler (httpGet, tcpSocket or grpc) replaces the default
+exec handler rather than being merged with it.
+*/}}
+{{- define "oz-agent-worker.livenessProbe" -}}
+{{- with .Values.worker.livenessProbe }}
+{{- $probe := deepCopy . }}
+{{- if or (hasKey $probe "httpGet") (hasKey $probe "tcpSocket") (hasKey $probe "grpc") }}
+{{- $_ := unset $probe "exec" }}
+{{- end }}
+{{- toYaml $probe }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,769 @@
+// The Helm chart (charts/oz-agent-worker) against its contract: the product
+// page's values and defaults, a namespace-scoped install, the exact RBAC the
+// worker uses, and the worker config file built from values.
+//
+// Everything here renders offline with scripts/helm (helm v3.22.0 built from
+// the Go module proxy on first use, then cached). The sandbox tests (server-side
+// dry run of the rendered sets, the Role's sufficiency and minimality) belong
+// in this file as further describe blocks built on renderSeedInstall,
+// renderAllValues and Rendered.objects.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { parse, parseAllDocuments, stringify } from "yaml";
+
+const repoRoot = path.resolve(import.meta.dir, "../..");
+const chartDir = path.join(repoRoot, "charts/oz-agent-worker");
+const helmScript = path.join(repoRoot, "scripts/helm");
+const allValuesFile = path.join(repoRoot, "test/fixtures/chart/all-values.yaml");
+
+/** The product page's install command. */
+const RELEASE = "oz-agent-worker";
+const NAMESPACE = "warp-oz";
+const SEED_SET = ["--set", "worker.workerId=oz-k8s-worker", "--set", "image.tag=0.1.0"];
+
+/** Exactly the permissions the worker uses (the product page's list). */
+const EXPECTED_RULES = [
+  { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "get", "list", "watch", "delete"] },
+  { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
+  { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
+  { apiGroups: [""], resources: ["events"], verbs: ["list"] },
+];
+
+// ---------------------------------------------------------------------------
+// helm
+
+interface HelmResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+let helmHome = "";
+
+/** Runs scripts/helm with an isolated helm home (no user repos or plugins). */
+async function helm(...args: string[]): Promise<HelmResult> {
+  const proc = Bun.spawn([helmScript, ...args], {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      HELM_CACHE_HOME: path.join(helmHome, "cache"),
+      HELM_CONFIG_HOME: path.join(helmHome, "config"),
+      HELM_DATA_HOME: path.join(helmHome, "data"),
+    },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { code, stdout, stderr };
+}
+
+interface Metadata {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: Metadata;
+}
+
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: Record<string, unknown>;
+}
+
+interface Container {
+  name: string;
+  image: string;
+  imagePullPolicy: string;
+  args: string[];
+  env: EnvVar[];
+  ports?: { name: string; containerPort: number; protocol: string }[];
+  livenessProbe?: Record<string, unknown>;
+  resources?: Record<string, unknown>;
+  securityContext: Record<string, unknown>;
+  volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+}
+
+interface Deployment extends K8sObject {
+  spec: {
+    replicas: number;
+    strategy: { type: string };
+    selector: { matchLabels: Record<string, string> };
+    template: {
+      metadata: Metadata;
+      spec: {
+        serviceAccountName: string;
+        imagePullSecrets?: { name: string }[];
+        securityContext: Record<string, unknown>;
+        containers: Container[];
+        volumes: Record<string, unknown>[];
+        nodeSelector?: Record<string, string>;
+        tolerations?: Record<string, unknown>[];
+        affinity?: Record<string, unknown>;
+      };
+    };
+  };
+}
+
+interface Role extends K8sObject {
+  rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+}
+
+interface RoleBinding extends K8sObject {
+  roleRef: { apiGroup: string; kind: string; name: string };
+  subjects: { kind: string; name: string; namespace: string }[];
+}
+
+interface ConfigMap extends K8sObject {
+  data: Record<string, string>;
+}
+
+interface Secret extends K8sObject {
+  type: string;
+  data: Record<string, string>;
+}
+
+interface Service extends K8sObject {
+  spec: {
+    selector: Record<string, string>;
+    ports: { name: string; port: number; targetPort: string | number; protocol: string }[];
+  };
+}
+
+interface PodMonitor extends K8sObject {
+  spec: {
+    selector: { matchLabels: Record<string, string> };
+    namespaceSelector: { matchNames: string[] };
+    podMetricsEndpoints: { port: string; path: string; interval?: string }[];
+  };
+}
+
+class Rendered {
+  constructor(readonly objects: K8sObject[]) {}
+
+  kinds(): string[] {
+    return this.objects.map((o) => o.kind).sort();
+  }
+
+  all(kind: string): K8sObject[] {
+    return this.objects.filter((o) => o.kind === kind);
+  }
+
+  one<T extends K8sObject>(kind: string): T {
+    const found = this.all(kind);
+    if (found.length !== 1) throw new Error(`expected one ${kind}, rendered ${found.length}`);
+    return found[0] as T;
+  }
+
+  deployment(): Deployment {
+    return this.one<Deployment>("Deployment");
+  }
+
+  container(): Container {
+    const containers = this.deployment().spec.template.spec.containers;
+    expect(containers).toHaveLength(1);
+    return containers[0] as Container;
+  }
+
+  env(name: string): EnvVar | undefined {
+    return this.container().env.find((e) => e.name === name);
+  }
+
+  /** The worker config file, parsed. */
+  config(): Record<string, unknown> {
+    const text = this.one<ConfigMap>("ConfigMap").data["config.yaml"];
+    if (text === undefined) throw new Error("ConfigMap has no config.yaml");
+    return parse(text) as Record<string, unknown>;
+  }
+
+  kubernetesConfig(): Record<string, unknown> {
+    return (this.config().backend as { kubernetes: Record<string, unknown> }).kubernetes;
+  }
+
+  checksum(): string | undefined {
+    return this.deployment().spec.template.metadata.annotations?.["checksum/config"];
+  }
+}
+
+/** `helm template`; fails the test with helm's stderr if rendering fails. */
+async function render(...args: string[]): Promise<Rendered> {
+  const res = await helm("template", RELEASE, chartDir, "--namespace", NAMESPACE, ...args);
+  if (res.code !== 0) throw new Error(`helm template ${args.join(" ")} failed:\n${res.stderr}`);
+  const objects: K8sObject[] = [];
+  for (const doc of parseAllDocuments(res.stdout)) {
+    if (doc.errors.length > 0) throw new Error(`rendered YAML does not parse: ${doc.errors[0]?.message}`);
+    const obj = doc.toJS() as K8sObject | null;
+    if (obj) objects.push(obj);
+  }
+  return new Rendered(objects);
+}
+
+/** `helm template` that must fail; returns helm's stderr. */
+async function renderFails(...args: string[]): Promise<string> {
+  const res = await helm("template", RELEASE, chartDir, "--namespace", NAMESPACE, ...args);
+  expect(res.code).not.toBe(0);
+  return res.stderr;
+}
+
+const renderSeedInstall = (...extra: string[]) => render(...SEED_SET, ...extra);
+const renderAllValues = (...extra: string[]) => render("--values", allValuesFile, ...extra);
+
+/** Writes a values file for one test. */
+function valuesFile(name: string, values: unknown): string {
+  const file = path.join(helmHome, `${name}.yaml`);
+  writeFileSync(file, stringify(values));
+  return file;
+}
+
+// ---------------------------------------------------------------------------
+// values.yaml, values.schema.json and the fixture
+
+type Values = Record<string, unknown>;
+
+interface SchemaNode {
+  type?: string | string[];
+  properties?: Record<string, SchemaNode>;
+}
+
+const isMap = (v: unknown): v is Values => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * Dotted paths of the chart's values: the schema's declared properties,
+ * descending into those the schema declares with properties of their own
+ * (free-form values such as resources or podTemplate are one value).
+ */
+function schemaPaths(node: SchemaNode, prefix = ""): string[] {
+  return Object.entries(node.properties ?? {}).flatMap(([key, sub]) => {
+    const p = prefix + key;
+    return sub.properties ? schemaPaths(sub, `${p}.`) : [p];
+  });
+}
+
+function lookup(values: unknown, dotted: string): { found: boolean; value?: unknown } {
+  let cur: unknown = values;
+  for (const key of dotted.split(".")) {
+    if (!isMap(cur) || !(key in cur)) return { found: false };
+    cur = cur[key];
+  }
+  return { found: true, value: cur };
+}
+
+const defaults = parse(readFileSync(path.join(chartDir, "values.yaml"), "utf8")) as Values;
+const schema = JSON.parse(readFileSync(path.join(chartDir, "values.schema.json"), "utf8")) as SchemaNode;
+const allValues = parse(readFileSync(allValuesFile, "utf8")) as Values;
+
+// ---------------------------------------------------------------------------
+
+beforeAll(async () => {
+  helmHome = mkdtempSync(path.join(tmpdir(), "oz-chart-test-"));
+  // The first run builds helm from the Go module proxy (a few minutes).
+  const res = await helm("version", "--short");
+  if (res.code !== 0) throw new Error(`scripts/helm does not run:\n${res.stderr}`);
+  expect(res.stdout).toContain("v3.22.0");
+}, 30 * 60_000);
+
+afterAll(() => {
+  if (helmHome) rmSync(helmHome, { recursive: true, force: true });
+});
+
+describe("chart: lint", () => {
+  test("helm lint --strict passes for the product page's install", async () => {
+    const res = await helm("lint", "--strict", chartDir, "--namespace", NAMESPACE, ...SEED_SET);
+    expect(res.stdout + res.stderr).toContain("0 chart(s) failed");
+    expect(res.code).toBe(0);
+  });
+
+  test("helm lint --strict passes with every value set", async () => {
+    const res = await helm("lint", "--strict", chartDir, "--namespace", NAMESPACE, "--values", allValuesFile);
+    expect(res.stdout + res.stderr).toContain("0 chart(s) failed");
+    expect(res.code).toBe(0);
+  });
+
+  test("Chart.yaml's appVersion is the package version", () => {
+    const chart = parse(readFileSync(path.join(chartDir, "Chart.yaml"), "utf8")) as Values;
+    const pkg = JSON.parse(readFileSync(path.join(repoRoot, "package.json"), "utf8")) as { version: string };
+    expect(chart.name).toBe("oz-agent-worker");
+    expect(chart.appVersion).toBe(pkg.version);
+  });
+});
+
+describe("chart: the product page's values", () => {
+  // Every value the product page lists, with the default it states (undefined:
+  // no stated default; the key must exist).
+  const documented: [string, unknown][] = [
+    ["image.tag", ""],
+    ["worker.workerId", ""],
+    ["worker.logLevel", "info"],
+    ["worker.cleanup", true],
+    ["worker.maxConcurrentTasks", 0],
+    ["worker.idleOnComplete", undefined],
+    ["worker.resources", { requests: { cpu: "100m", memory: "128Mi" } }],
+    ["worker.livenessProbe", undefined],
+    ["worker.nodeSelector", undefined],
+    ["worker.tolerations", undefined],
+    ["worker.affinity", undefined],
+    ["kubernetesBackend.namespace", ""],
+    ["kubernetesBackend.defaultImage", ""],
+    ["kubernetesBackend.imagePullPolicy", "IfNotPresent"],
+    ["kubernetesBackend.preflightImage", "busybox:1.36"],
+    ["kubernetesBackend.unschedulableTimeout", "30s"],
+    ["kubernetesBackend.setupCommand", undefined],
+    ["kubernetesBackend.teardownCommand", undefined],
+    ["kubernetesBackend.extraLabels", undefined],
+    ["kubernetesBackend.extraAnnotations", undefined],
+    ["kubernetesBackend.activeDeadlineSeconds", 28800],
+    ["kubernetesBackend.workspaceSizeLimit", undefined],
+    ["kubernetesBackend.podTemplate", undefined],
+    ["warp.apiKeySecret.create", false],
+    ["warp.apiKeySecret.value", undefined],
+    ["warp.apiKeySecret.name", "oz-agent-worker"],
+    ["warp.apiKeySecret.key", "WARP_API_KEY"],
+    ["metrics.enabled", false],
+    ["metrics.exporter", "prometheus"],
+    ["metrics.port", 9464],
+    ["metrics.extraEnv", undefined],
+    ["metrics.podMonitor.create", false],
+  ];
+
+  test.each(documented)("%s is a value with the stated default", (key, expected) => {
+    const { found, value } = lookup(defaults, key);
+    expect(found).toBe(true);
+    if (expected !== undefined) expect(value).toEqual(expected);
+  });
+
+  test("the default liveness probe is an exec of kill -0 1", () => {
+    const probe = lookup(defaults, "worker.livenessProbe").value as { exec: { command: string[] } };
+    expect(probe.exec.command).toEqual(["kill", "-0", "1"]);
+  });
+
+  test("values.yaml and values.schema.json declare the same values", () => {
+    // Every value the schema declares has a default in values.yaml...
+    expect(schemaPaths(schema).filter((p) => !lookup(defaults, p).found)).toEqual([]);
+    // values.yaml has nothing the schema does not declare (the schema rejects
+    // unknown keys inside image, worker, kubernetesBackend, warp and metrics).
+    const walk = (v: Values, node: SchemaNode, prefix: string): string[] =>
+      Object.entries(v).flatMap(([k, sub]) => {
+        const s = node.properties?.[k];
+        if (!s) return [prefix + k];
+        return s.properties && isMap(sub) ? walk(sub, s, `${prefix}${k}.`) : [];
+      });
+    expect(walk(defaults, schema, "")).toEqual([]);
+  });
+
+  test("the all-values fixture sets every value", () => {
+    const missing = schemaPaths(schema).filter((p) => !lookup(allValues, p).found);
+    expect(missing).toEqual([]);
+    const unchanged = schemaPaths(schema).filter(
+      (p) => JSON.stringify(lookup(allValues, p).value) === JSON.stringify(lookup(defaults, p).value),
+    );
+    // metrics.exporter stays prometheus so the Service and PodMonitor render.
+    expect(unchanged).toEqual(["metrics.exporter"]);
+  });
+});
+
+describe("chart: helm template of the product page's install command", () => {
+  let r: Rendered;
+  beforeAll(async () => {
+    r = await renderSeedInstall();
+  });
+
+  test("renders only namespaced objects in the release namespace", () => {
+    expect(r.kinds()).toEqual(["ConfigMap", "Deployment", "Role", "RoleBinding", "ServiceAccount"]);
+    for (const o of r.objects) expect(`${o.kind} ${o.metadata.namespace}`).toBe(`${o.kind} ${NAMESPACE}`);
+    for (const o of r.objects) expect(o.metadata.name).toBe(RELEASE);
+  });
+
+  test("the Deployment runs one worker, non-root and locked down", () => {
+    const d = r.deployment();
+    expect(d.spec.replicas).toBe(1);
+    expect(d.spec.strategy).toEqual({ type: "Recreate" });
+    const pod = d.spec.template.spec;
+    expect(pod.serviceAccountName).toBe(r.one("ServiceAccount").metadata.name);
+    expect(pod.securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 10001,
+      runAsGroup: 10001,
+      fsGroup: 10001,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    const c = r.container();
+    expect(c.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+    });
+    expect(c.image).toBe("oz-worker:0.1.0");
+    expect(c.imagePullPolicy).toBe("IfNotPresent");
+    expect(c.args).toEqual(["run", "--config-file", "/etc/oz-worker/config.yaml", "--log-level", "info"]);
+    expect(c.resources).toEqual({ requests: { cpu: "100m", memory: "128Mi" } });
+    expect(c.livenessProbe?.exec).toEqual({ command: ["kill", "-0", "1"] });
+    expect(c.ports).toBeUndefined();
+    // d.spec.selector must select the pod template.
+    expect(d.spec.template.metadata.labels).toMatchObject(d.spec.selector.matchLabels);
+  });
+
+  test("the config is mounted at /etc/oz-worker and /tmp is writable", () => {
+    const pod = r.deployment().spec.template.spec;
+    expect(r.container().volumeMounts).toEqual([
+      { name: "config", mountPath: "/etc/oz-worker", readOnly: true },
+      { name: "tmp", mountPath: "/tmp" },
+    ]);
+    expect(pod.volumes).toEqual([
+      { name: "config", configMap: { name: r.one("ConfigMap").metadata.name } },
+      { name: "tmp", emptyDir: {} },
+    ]);
+  });
+
+  test("WARP_API_KEY comes from the oz-agent-worker Secret, which the chart does not create", () => {
+    expect(r.env("WARP_API_KEY")).toEqual({
+      name: "WARP_API_KEY",
+      valueFrom: { secretKeyRef: { name: "oz-agent-worker", key: "WARP_API_KEY" } },
+    });
+    expect(r.all("Secret")).toEqual([]);
+  });
+
+  test("metrics are off: no exporter, no Service", () => {
+    expect(r.env("OTEL_METRICS_EXPORTER")?.value).toBe("none");
+    expect(r.env("OTEL_EXPORTER_PROMETHEUS_PORT")).toBeUndefined();
+  });
+
+  test("the Role has exactly the worker's permissions, bound to its ServiceAccount", () => {
+    const role = r.one<Role>("Role");
+    expect(role.rules).toEqual(EXPECTED_RULES);
+    const binding = r.one<RoleBinding>("RoleBinding");
+    expect(binding.roleRef).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata.name });
+    expect(binding.subjects).toEqual([
+      { kind: "ServiceAccount", name: r.one("ServiceAccount").metadata.name, namespace: NAMESPACE },
+    ]);
+  });
+
+  test("config.yaml has the worker's keys, with empty values left out", () => {
+    expect(r.config()).toEqual({
+      worker_id: "oz-k8s-worker",
+      cleanup: true,
+      max_concurrent_tasks: 0,
+      backend: {
+        kubernetes: {
+          namespace: NAMESPACE,
+          image_pull_policy: "IfNotPresent",
+          preflight_image: "busybox:1.36",
+          unschedulable_timeout: "30s",
+          active_deadline_seconds: 28800,
+        },
+      },
+    });
+  });
+
+  test("the pod carries a checksum of the config", () => {
+    expect(r.checksum()).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe("chart: required values and the schema", () => {
+  test("without worker.workerId it fails naming worker.workerId", async () => {
+    const stderr = await renderFails("--set", "image.tag=0.1.0");
+    expect(stderr).toContain("worker.workerId is required");
+  });
+
+  test("without image.tag it fails naming image.tag", async () => {
+    const stderr = await renderFails("--set", "worker.workerId=oz-k8s-worker");
+    expect(stderr).toContain("image.tag is required");
+  });
+
+  test.each([
+    ["worker.logLevel", "verbose", "/worker/logLevel", "value must be one of 'debug', 'info', 'warn', 'error'"],
+    ["image.pullPolicy", "Sometimes", "/image/pullPolicy", "value must be one of"],
+    ["kubernetesBackend.imagePullPolicy", "Sometimes", "/kubernetesBackend/imagePullPolicy", "value must be one of"],
+    ["metrics.exporter", "statsd", "/metrics/exporter", "'prometheus', 'otlp', 'console', 'none'"],
+  ])("%s=%s fails the schema", async (key, value, at, message) => {
+    const stderr = await renderFails(...SEED_SET, "--set", `${key}=${value}`);
+    expect(stderr).toContain("values don't meet the specifications of the schema");
+    expect(stderr).toContain(`at '${at}'`);
+    expect(stderr).toContain(message);
+  });
+
+  test.each([
+    ["worker.maxConcurrentTasks", "many", "/worker/maxConcurrentTasks", "want integer"],
+    ["worker.cleanup", "yes", "/worker/cleanup", "want boolean"],
+    ["metrics.port", "99999", "/metrics/port", "maximum"],
+    ["kubernetesBackend.unschedulableTimeout", "thirty", "/kubernetesBackend/unschedulableTimeout", "pattern"],
+    ["kubernetesBackend.namespace", "Tasks_NS", "/kubernetesBackend/namespace", "pattern"],
+    ["kubernetesBackend.workspaceSizeLimit", "10ni", "/kubernetesBackend/workspaceSizeLimit", "pattern"],
+    ["worker.idleOnComplete", "-5s", "/worker/idleOnComplete", "pattern"],
+  ])("%s=%s fails the schema", async (key, value, at, message) => {
+    const stderr = await renderFails(...SEED_SET, "--set", `${key}=${value}`);
+    expect(stderr).toContain(`at '${at}'`);
+    expect(stderr).toContain(message);
+  });
+
+  test("a misspelt value is rejected rather than ignored", async () => {
+    const stderr = await renderFails(...SEED_SET, "--set", "worker.workerID=oz-k8s-worker");
+    expect(stderr).toContain("additional properties 'workerID' not allowed");
+  });
+
+  test.each(["warp-worker", "Warp", "WARPED"])("worker ID %s is reserved", async (id) => {
+    const stderr = await renderFails("--set", `worker.workerId=${id}`, "--set", "image.tag=0.1.0");
+    expect(stderr).toContain("at '/worker/workerId'");
+  });
+
+  test.each(["war", "w", "my-warp-worker", "oz-k8s-worker"])("worker ID %s is allowed", async (id) => {
+    const r = await render("--set", `worker.workerId=${id}`, "--set", "image.tag=0.1.0");
+    expect(r.config().worker_id).toBe(id);
+  });
+
+  test("a chart-managed Secret needs the key", async () => {
+    const stderr = await renderFails(...SEED_SET, "--set", "warp.apiKeySecret.create=true");
+    expect(stderr).toContain("warp.apiKeySecret.value is required");
+  });
+
+  test("a PodMonitor needs Prometheus metrics", async () => {
+    const stderr = await renderFails(...SEED_SET, "--set", "metrics.podMonitor.create=true");
+    expect(stderr).toContain("metrics.podMonitor.create needs metrics.enabled=true");
+  });
+});
+
+describe("chart: helm template with every value set", () => {
+  let r: Rendered;
+  beforeAll(async () => {
+    r = await renderAllValues();
+  });
+
+  test("renders every object, RBAC in the task namespace", () => {
+    expect(r.kinds()).toEqual([
+      "ConfigMap",
+      "Deployment",
+      "PodMonitor",
+      "Role",
+      "RoleBinding",
+      "Secret",
+      "Service",
+      "ServiceAccount",
+    ]);
+    for (const o of r.objects) {
+      const ns = o.kind === "Role" || o.kind === "RoleBinding" ? "warp-oz-tasks" : NAMESPACE;
+      expect(`${o.kind} ${o.metadata.namespace}`).toBe(`${o.kind} ${ns}`);
+    }
+    expect(r.one<Role>("Role").rules).toEqual(EXPECTED_RULES);
+    expect(r.one<RoleBinding>("RoleBinding").subjects).toEqual([
+      { kind: "ServiceAccount", name: "oz-worker-prod", namespace: NAMESPACE },
+    ]);
+  });
+
+  test("config.yaml carries every worker setting under its snake_case key", () => {
+    const kb = allValues.kubernetesBackend as Values;
+    expect(r.config()).toEqual({
+      worker_id: "oz-k8s-worker-prod",
+      cleanup: false,
+      max_concurrent_tasks: 4,
+      idle_on_complete: "45m",
+      backend: {
+        kubernetes: {
+          namespace: "warp-oz-tasks",
+          default_image: "registry.example.com/platform/agent-base:2024.10",
+          image_pull_policy: "Always",
+          preflight_image: "registry.example.com/mirror/busybox:1.36",
+          unschedulable_timeout: "2m30s",
+          setup_command: kb.setupCommand,
+          teardown_command: kb.teardownCommand,
+          extra_labels: { team: "platform", "cost-center": "1234" },
+          extra_annotations: {
+            "example.com/owner": "platform-team",
+            "cluster-autoscaler.kubernetes.io/safe-to-evict": "false",
+          },
+          active_deadline_seconds: 7200,
+          workspace_size_limit: "20Gi",
+          pod_template: kb.podTemplate,
+        },
+      },
+    });
+  });
+
+  test("the Deployment uses the image, scheduling and env values", () => {
+    const pod = r.deployment().spec.template.spec;
+    const w = allValues.worker as Values;
+    expect(pod.imagePullSecrets).toEqual([{ name: "platform-registry" }]);
+    expect(pod.nodeSelector).toEqual(w.nodeSelector as Record<string, string>);
+    expect(pod.tolerations).toEqual(w.tolerations as Record<string, unknown>[]);
+    expect(pod.affinity).toEqual(w.affinity as Record<string, unknown>);
+    const c = r.container();
+    expect(c.image).toBe("registry.example.com/platform/oz-worker:0.1.0-rc.1");
+    expect(c.imagePullPolicy).toBe("Always");
+    expect(c.args.slice(-2)).toEqual(["--log-level", "debug"]);
+    expect(c.resources).toEqual(w.resources as Record<string, unknown>);
+    // A probe with its own handler replaces the default exec one.
+    expect(c.livenessProbe).toMatchObject({ tcpSocket: { port: "metrics" }, periodSeconds: 20 });
+    expect(c.livenessProbe?.exec).toBeUndefined();
+    expect(c.env.map((e) => e.name)).toEqual([
+      "WARP_API_KEY",
+      "OTEL_METRICS_EXPORTER",
+      "OTEL_EXPORTER_PROMETHEUS_HOST",
+      "OTEL_EXPORTER_PROMETHEUS_PORT",
+      "OTEL_METRIC_EXPORT_INTERVAL",
+      "HTTPS_PROXY",
+      "NO_PROXY",
+    ]);
+    expect(r.env("WARP_API_KEY")?.valueFrom).toEqual({
+      secretKeyRef: { name: "oz-worker-prod-api-key", key: "api-key" },
+    });
+    expect(r.env("NO_PROXY")?.valueFrom).toEqual({ configMapKeyRef: { name: "proxy-settings", key: "no-proxy" } });
+  });
+
+  test("the chart-managed Secret holds the key and rolls the pod", () => {
+    const secret = r.one<Secret>("Secret");
+    expect(secret.metadata.name).toBe("oz-worker-prod-api-key");
+    expect(Buffer.from(secret.data["api-key"] ?? "", "base64").toString()).toBe("wk-test-not-a-real-key");
+    expect(r.deployment().spec.template.metadata.annotations?.["checksum/secret"]).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  test("the metrics Service and PodMonitor select the worker pod", () => {
+    const selector = r.deployment().spec.selector.matchLabels;
+    const svc = r.one<Service>("Service");
+    expect(svc.metadata.annotations).toEqual({
+      "prometheus.io/scrape": "true",
+      "prometheus.io/port": "9100",
+      "prometheus.io/path": "/metrics",
+      "example.com/team": "platform",
+    });
+    expect(svc.spec.selector).toEqual(selector);
+    expect(svc.spec.ports).toEqual([{ name: "metrics", port: 9100, targetPort: "metrics", protocol: "TCP" }]);
+    expect(r.container().ports).toEqual([{ name: "metrics", containerPort: 9100, protocol: "TCP" }]);
+    const pm = r.one<PodMonitor>("PodMonitor");
+    expect(pm.apiVersion).toBe("monitoring.coreos.com/v1");
+    expect(pm.metadata.labels?.release).toBe("kube-prometheus-stack");
+    expect(pm.spec.selector.matchLabels).toEqual(selector);
+    expect(pm.spec.namespaceSelector.matchNames).toEqual([NAMESPACE]);
+    expect(pm.spec.podMetricsEndpoints).toEqual([{ port: "metrics", path: "/metrics", interval: "15s" }]);
+  });
+});
+
+describe("chart: the worker config", () => {
+  test("kubernetesBackend.podTemplate with a secretKeyRef env reaches config.yaml unchanged", async () => {
+    // The product page's pod_template example.
+    const podTemplate = {
+      serviceAccountName: "agent-task-sa",
+      imagePullSecrets: [{ name: "my-registry-creds" }],
+      containers: [
+        {
+          name: "task",
+          resources: { requests: { cpu: "2", memory: "4Gi" }, limits: { memory: "8Gi" } },
+          env: [{ name: "GITHUB_TOKEN", valueFrom: { secretKeyRef: { name: "my-k8s-secret", key: "github-token" } } }],
+        },
+      ],
+      tolerations: [{ key: "dedicated", operator: "Equal", value: "agents", effect: "NoSchedule" }],
+      // Integers stay integers (no 1e+06), booleans stay booleans.
+      securityContext: { runAsUser: 1000000, runAsNonRoot: true },
+      terminationGracePeriodSeconds: 30,
+    };
+    const file = valuesFile("pod-template", { kubernetesBackend: { podTemplate } });
+    const r = await renderSeedInstall("--values", file);
+    expect(r.kubernetesConfig().pod_template).toEqual(podTemplate);
+    const text = r.one<ConfigMap>("ConfigMap").data["config.yaml"] ?? "";
+    expect(text).toContain("runAsUser: 1000000");
+    expect(text).not.toContain("e+");
+  });
+
+  test("values that turn a worker default off are kept", async () => {
+    const r = await renderSeedInstall(
+      "--set",
+      "kubernetesBackend.unschedulableTimeout=0s",
+      "--set",
+      "worker.cleanup=false",
+      "--set",
+      "worker.maxConcurrentTasks=1",
+    );
+    expect(r.kubernetesConfig().unschedulable_timeout).toBe("0s");
+    expect(r.config().cleanup).toBe(false);
+    expect(r.config().max_concurrent_tasks).toBe(1);
+  });
+
+  test("activeDeadlineSeconds null leaves the key out", async () => {
+    const r = await renderSeedInstall("--set", "kubernetesBackend.activeDeadlineSeconds=null");
+    expect(r.kubernetesConfig()).not.toHaveProperty("active_deadline_seconds");
+  });
+
+  test("a command with YAML-special characters round-trips", async () => {
+    const setupCommand = `echo "a: b" # not a comment && printf '%s\\n' '{x}' | tee -a /workspace/log`;
+    const file = valuesFile("setup", { kubernetesBackend: { setupCommand } });
+    const r = await renderSeedInstall("--values", file);
+    expect(r.kubernetesConfig().setup_command).toBe(setupCommand);
+  });
+});
+
+describe("chart: rollout on config change", () => {
+  test("changing a config value changes the checksum; other values do not", async () => {
+    const base = (await renderSeedInstall()).checksum();
+    const again = (await renderSeedInstall()).checksum();
+    const changed = (await renderSeedInstall("--set", "kubernetesBackend.setupCommand=echo hi")).checksum();
+    const otherChanged = (await renderSeedInstall("--set", "worker.maxConcurrentTasks=3")).checksum();
+    const notConfig = (await renderSeedInstall("--set", "worker.resources.requests.cpu=200m")).checksum();
+    expect(again).toBe(base);
+    expect(changed).not.toBe(base);
+    expect(otherChanged).not.toBe(base);
+    expect(otherChanged).not.toBe(changed);
+    expect(notConfig).toBe(base);
+  });
+});
+
+describe("chart: metrics and probe values", () => {
+  test("metrics.enabled with the default exporter serves Prometheus on 9464 behind a Service", async () => {
+    const r = await renderSeedInstall("--set", "metrics.enabled=true");
+    expect(r.env("OTEL_METRICS_EXPORTER")?.value).toBe("prometheus");
+    expect(r.env("OTEL_EXPORTER_PROMETHEUS_HOST")?.value).toBe("0.0.0.0");
+    expect(r.env("OTEL_EXPORTER_PROMETHEUS_PORT")?.value).toBe("9464");
+    expect(r.container().ports).toEqual([{ name: "metrics", containerPort: 9464, protocol: "TCP" }]);
+    const svc = r.one<Service>("Service");
+    expect(svc.metadata.annotations).toMatchObject({ "prometheus.io/scrape": "true", "prometheus.io/port": "9464" });
+    expect(svc.spec.ports[0]?.port).toBe(9464);
+    expect(r.all("PodMonitor")).toEqual([]);
+  });
+
+  test("the otlp exporter takes its endpoint from metrics.extraEnv and needs no Service", async () => {
+    const file = valuesFile("otlp", {
+      metrics: {
+        enabled: true,
+        exporter: "otlp",
+        extraEnv: [{ name: "OTEL_EXPORTER_OTLP_ENDPOINT", value: "http://otel-collector:4318" }],
+      },
+    });
+    const r = await renderSeedInstall("--values", file);
+    expect(r.env("OTEL_METRICS_EXPORTER")?.value).toBe("otlp");
+    expect(r.env("OTEL_EXPORTER_OTLP_ENDPOINT")?.value).toBe("http://otel-collector:4318");
+    expect(r.env("OTEL_EXPORTER_PROMETHEUS_PORT")).toBeUndefined();
+    expect(r.all("Service")).toEqual([]);
+    expect(r.container().ports).toBeUndefined();
+  });
+
+  test("an env var set in worker.extraEnv replaces the chart's own", async () => {
+    const file = valuesFile("extra-env", {
+      worker: { extraEnv: [{ name: "OTEL_METRICS_EXPORTER", value: "console" }] },
+    });
+    const r = await renderSeedInstall("--values", file);
+    expect(r.container().env.filter((e) => e.name === "OTEL_METRICS_EXPORTER")).toEqual([
+      { name: "OTEL_METRICS_EXPORTER", value: "console" },
+    ]);
+  });
+
+  test("worker.livenessProbe=null disables the probe", async () => {
+    const r = await renderSeedInstall("--set", "worker.livenessProbe=null");
+    expect(r.container().livenessProbe).toBeUndefined();
+  });
+
+  test("an httpGet probe replaces the default exec probe", async () => {
+    const file = valuesFile("probe", { worker: { livenessProbe: { httpGet: { path: "/healthz", port: 8081 } } } });
+    const r = await renderSeedInstall("--values", file);
+    expect(r.container().livenessProbe).toMatchObject({ httpGet: { path: "/healthz", port: 8081 } });
+    expect(r.container().livenessProbe?.exec).toBeUndefined();
+  });
+});
