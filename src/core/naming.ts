@@ -1,0 +1,160 @@
+// Names, labels and hashes of the objects the worker creates. Pure and total:
+// every function returns a valid Kubernetes name / label value for any input.
+import { createHash } from "node:crypto";
+
+/** Longest DNS-1123 label; also the longest label value. The Job controller copies
+ * the Job name into the `job-name` label of its Pods, so Job names stay within it. */
+export const MAX_LABEL_LENGTH = 63;
+/** Longest DNS-1123 subdomain (Secret names). */
+export const MAX_SUBDOMAIN_LENGTH = 253;
+
+export const WORKER_ID_LABEL = "oz-worker-id";
+export const WORKER_HASH_LABEL = "oz-worker-hash";
+export const TASK_ID_LABEL = "oz-task-id";
+export const TASK_HASH_LABEL = "oz-task-hash";
+export const EXECUTION_ID_LABEL = "oz-execution-id";
+export const EXECUTION_HASH_LABEL = "oz-execution-hash";
+/** Marks the short-lived preflight Job and its Pod. */
+export const PREFLIGHT_LABEL = "oz-preflight";
+
+/** Annotation patched onto a task Job once its outcome has been reported to Oz, so a
+ * restarted worker never reports it twice. */
+export const REPORTED_OUTCOME_ANNOTATION = "oz.warp.dev/reported-outcome";
+
+const TASK_JOB_PREFIX = "oz-task-";
+const TASK_JOB_EXEC_SEPARATOR = "-exec-";
+const EXEC_SUFFIX_LENGTH = 8;
+const PREFLIGHT_JOB_PREFIX = "oz-preflight-";
+
+/** First 8 bytes of SHA-256 of the UTF-8 string, as 16 lowercase hex characters. */
+export function shortHash(value: string): string {
+  return createHash("sha256").update(value, "utf8").digest("hex").slice(0, 16);
+}
+
+/** Lowercase one code point the way Go's unicode.ToLower does for a single rune
+ * (JS may expand a code point into several; the first is the simple mapping). */
+function lowerCodePoint(ch: string): string {
+  const lower = ch.toLowerCase();
+  const first = lower.codePointAt(0);
+  return first === undefined ? ch : String.fromCodePoint(first);
+}
+
+function mapCodePoints(value: string, keep: (c: string) => boolean): string {
+  let out = "";
+  for (const ch of value) {
+    const c = lowerCodePoint(ch);
+    out += keep(c) ? c : "-";
+  }
+  return out;
+}
+
+const isAlnum = (c: string): boolean => (c >= "a" && c <= "z") || (c >= "0" && c <= "9");
+const isLabelChar = (c: string): boolean => isAlnum(c) || c === "-" || c === "_" || c === ".";
+
+function trimChars(value: string, chars: string, side: "both" | "end" = "both"): string {
+  let start = 0;
+  let end = value.length;
+  if (side === "both") while (start < end && chars.includes(value[start]!)) start++;
+  while (end > start && chars.includes(value[end - 1]!)) end--;
+  return value.slice(start, end);
+}
+
+/** Lowercase, every character outside [a-z0-9] becomes '-', leading/trailing '-' trimmed.
+ * May return "" when nothing usable is left. */
+export function sanitizeNameFragment(value: string): string {
+  return trimChars(mapCodePoints(value, isAlnum), "-");
+}
+
+/** A valid label value (≤ 63, [a-z0-9._-], alphanumeric at both ends) for any input;
+ * "unknown" when nothing usable is left. Lowercases like the Go worker. */
+export function sanitizeLabelValue(value: string): string {
+  let sanitized = trimChars(mapCodePoints(value, isLabelChar), "-_.");
+  if (sanitized.length > MAX_LABEL_LENGTH) {
+    sanitized = trimChars(sanitized.slice(0, MAX_LABEL_LENGTH), "-_.", "end");
+  }
+  return sanitized === "" ? "unknown" : sanitized;
+}
+
+/** The execution this assignment launches: execution_id, or task_id when blank. */
+export function effectiveExecutionId(taskId: string, executionId: string | undefined): string {
+  return executionId !== undefined && executionId.trim() !== "" ? executionId : taskId;
+}
+
+/**
+ * `oz-task-<run>-exec-<last 8 of execution id>`.
+ * Both ids are sanitized (lowercase, non [a-z0-9] → '-', '-' trimmed). The execution
+ * part is the last 8 characters of the sanitized id, '-' trimmed again ("exec" when
+ * empty). The run part is cut to fit 63 characters and '-' trimmed again ("run" when
+ * empty). The result is a DNS-1123 label: never empty, never ending in '-', ≤ 63.
+ */
+export function taskJobName(taskId: string, executionId: string): string {
+  let exec = sanitizeNameFragment(executionId);
+  if (exec.length > EXEC_SUFFIX_LENGTH) exec = trimChars(exec.slice(-EXEC_SUFFIX_LENGTH), "-");
+  if (exec === "") exec = "exec";
+  const maxRun = Math.max(
+    0,
+    MAX_LABEL_LENGTH - TASK_JOB_PREFIX.length - TASK_JOB_EXEC_SEPARATOR.length - exec.length,
+  );
+  let run = sanitizeNameFragment(taskId);
+  if (run.length > maxRun) run = trimChars(run.slice(0, maxRun), "-");
+  if (run === "") run = "run";
+  return `${TASK_JOB_PREFIX}${run}${TASK_JOB_EXEC_SEPARATOR}${exec}`;
+}
+
+/** `oz-preflight-<worker hash>-<nanos>`; nanos is the caller's clock reading (ns). */
+export function preflightJobName(workerId: string, nanos: bigint | number): string {
+  const digits =
+    typeof nanos === "bigint"
+      ? (nanos < 0n ? -nanos : nanos).toString()
+      : Number.isFinite(nanos)
+        ? BigInt(Math.trunc(Math.abs(nanos))).toString()
+        : "0";
+  const prefix = `${PREFLIGHT_JOB_PREFIX}${shortHash(workerId)}-`;
+  return prefix + digits.slice(0, MAX_LABEL_LENGTH - prefix.length);
+}
+
+/** The six identity labels of a task Job and its Pod. */
+export function taskLabels(
+  workerId: string,
+  taskId: string,
+  executionId: string,
+): Record<string, string> {
+  const exec = effectiveExecutionId(taskId, executionId);
+  return {
+    [WORKER_ID_LABEL]: sanitizeLabelValue(workerId),
+    [WORKER_HASH_LABEL]: shortHash(workerId),
+    [TASK_ID_LABEL]: sanitizeLabelValue(taskId),
+    [TASK_HASH_LABEL]: shortHash(taskId),
+    [EXECUTION_ID_LABEL]: sanitizeLabelValue(exec),
+    [EXECUTION_HASH_LABEL]: shortHash(exec),
+  };
+}
+
+/** The worker's identity labels (used by the preflight Job). */
+export function workerLabels(workerId: string): Record<string, string> {
+  return {
+    [WORKER_ID_LABEL]: sanitizeLabelValue(workerId),
+    [WORKER_HASH_LABEL]: shortHash(workerId),
+  };
+}
+
+/** Label selector for every object of this worker: `oz-worker-hash=<hash>`. */
+export function workerHashSelector(workerId: string): string {
+  return `${WORKER_HASH_LABEL}=${shortHash(workerId)}`;
+}
+
+/** Label selector for the Pods of one execution: `oz-execution-hash=<hash>`. */
+export function executionHashSelector(executionId: string): string {
+  return `${EXECUTION_HASH_LABEL}=${shortHash(executionId)}`;
+}
+
+/** Label selector for task Jobs only (excludes the preflight Job). */
+export function workerTaskJobsSelector(workerId: string): string {
+  return `${workerHashSelector(workerId)},!${PREFLIGHT_LABEL}`;
+}
+
+/** Name of the per-task Secret holding the assignment's env_vars: `<job name>-env`. */
+export function taskSecretNameFor(jobName: string): string {
+  const suffix = "-env";
+  return jobName.slice(0, MAX_SUBDOMAIN_LENGTH - suffix.length) + suffix;
+}

@@ -1,0 +1,165 @@
+import { describe, expect, test } from "bun:test";
+import {
+  executionHashSelector,
+  preflightJobName,
+  REPORTED_OUTCOME_ANNOTATION,
+  sanitizeLabelValue,
+  sanitizeNameFragment,
+  shortHash,
+  taskJobName,
+  taskLabels,
+  taskSecretNameFor,
+  workerHashSelector,
+  workerTaskJobsSelector,
+} from "../../../src/core/naming.ts";
+import { EXECUTION_ID, TASK_ID } from "./fixtures.ts";
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+/** Small deterministic PRNG so the property test is reproducible. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+const ALPHABET = "aZ09-_.!/ :Ééİ\u212A🙂\u0000-----";
+function randomString(next: () => number, max: number): string {
+  const len = Math.floor(next() * max);
+  const chars = [...ALPHABET];
+  let out = "";
+  for (let i = 0; i < len; i++) out += chars[Math.floor(next() * chars.length)];
+  return out;
+}
+
+describe("shortHash", () => {
+  test("is the first 8 bytes of SHA-256 as hex", () => {
+    expect(shortHash("")).toBe("e3b0c44298fc1c14");
+    expect(shortHash("abc")).toBe("ba7816bf8f01cfea");
+    expect(shortHash(TASK_ID)).toMatch(/^[0-9a-f]{16}$/);
+  });
+  test("hashes UTF-8 bytes", () => {
+    expect(shortHash("é")).not.toBe(shortHash("e"));
+  });
+});
+
+describe("taskJobName", () => {
+  test("UUID run and execution ids keep the whole run id and the last 8 of the execution", () => {
+    expect(taskJobName(TASK_ID, EXECUTION_ID)).toBe(`oz-task-${TASK_ID}-exec-5a4b3c21`);
+  });
+  test("lowercases and turns every other character into '-'", () => {
+    expect(taskJobName("Run_ABC.def", "EXEC/12345678")).toBe("oz-task-run-abc-def-exec-12345678");
+  });
+  test("execution ids shorter than 8 are used whole", () => {
+    expect(taskJobName("r1", "e1")).toBe("oz-task-r1-exec-e1");
+  });
+  test("the execution suffix is trimmed of '-' after taking the last 8", () => {
+    // sanitized "abc-123-xyz" → last 8 "-123-xyz" → "123-xyz"
+    expect(taskJobName("run", "abc-123-xyz!!!")).toBe("oz-task-run-exec-123-xyz");
+  });
+  test("ids with no usable characters fall back to 'run' and 'exec'", () => {
+    expect(taskJobName("!!!", "???")).toBe("oz-task-run-exec-exec");
+    expect(taskJobName("", "")).toBe("oz-task-run-exec-exec");
+  });
+  test("a long run id is cut so the name is exactly 63", () => {
+    const name = taskJobName("a".repeat(100), "e".repeat(20));
+    expect(name).toBe(`oz-task-${"a".repeat(41)}-exec-eeeeeeee`);
+    expect(name.length).toBe(63);
+  });
+  test("a cut that ends on '-' is trimmed, never leaving '--exec'", () => {
+    const name = taskJobName(`${"a".repeat(40)}-${"b".repeat(30)}`, "12345678");
+    expect(name).toBe(`oz-task-${"a".repeat(40)}-exec-12345678`);
+  });
+  test("a run id that is all separators after the cut falls back to 'run'", () => {
+    expect(taskJobName(`${"-".repeat(60)}x`, "12345678")).toBe("oz-task-x-exec-12345678");
+    expect(taskJobName("___", "12345678")).toBe("oz-task-run-exec-12345678");
+  });
+  test("property: always a DNS-1123 label of at most 63 characters", () => {
+    const next = rng(42);
+    for (let i = 0; i < 2000; i++) {
+      const name = taskJobName(randomString(next, 120), randomString(next, 40));
+      expect(name.length).toBeLessThanOrEqual(63);
+      expect(name).toMatch(DNS_LABEL);
+      expect(name.startsWith("oz-task-")).toBe(true);
+    }
+  });
+});
+
+describe("sanitizeNameFragment", () => {
+  test("maps like Go's per-rune lowercase", () => {
+    expect(sanitizeNameFragment("İD")).toBe("id"); // İ lowercases to i (+ dot dropped)
+    expect(sanitizeNameFragment("\u212Aey")).toBe("key"); // Kelvin sign
+    expect(sanitizeNameFragment("🙂ab")).toBe("ab"); // one '-' per code point, trimmed
+    expect(sanitizeNameFragment("a🙂b")).toBe("a-b");
+  });
+});
+
+describe("sanitizeLabelValue", () => {
+  test("keeps [a-z0-9._-], lowercases, trims separators", () => {
+    expect(sanitizeLabelValue("Worker_One.Prod")).toBe("worker_one.prod");
+    expect(sanitizeLabelValue("--x--")).toBe("x");
+    expect(sanitizeLabelValue("._a b_.")).toBe("a-b");
+    expect(sanitizeLabelValue("café")).toBe("caf");
+  });
+  test("empty or unusable input becomes 'unknown'", () => {
+    expect(sanitizeLabelValue("")).toBe("unknown");
+    expect(sanitizeLabelValue("!!!")).toBe("unknown");
+    expect(sanitizeLabelValue("._-")).toBe("unknown");
+  });
+  test("long values are cut to 63 and trimmed again", () => {
+    expect(sanitizeLabelValue("a".repeat(80))).toBe("a".repeat(63));
+    expect(sanitizeLabelValue(`${"a".repeat(62)}.bcd`)).toBe("a".repeat(62));
+  });
+  test("property: always a valid label value of at most 63", () => {
+    const next = rng(7);
+    for (let i = 0; i < 2000; i++) {
+      const value = sanitizeLabelValue(randomString(next, 100));
+      expect(value.length).toBeGreaterThan(0);
+      expect(value.length).toBeLessThanOrEqual(63);
+      expect(value).toMatch(LABEL_VALUE);
+    }
+  });
+});
+
+describe("labels and selectors", () => {
+  test("taskLabels carries sanitized ids and hashes of the raw ids", () => {
+    expect(taskLabels("My Worker", "Task/1", "Exec/1")).toEqual({
+      "oz-worker-id": "my-worker",
+      "oz-worker-hash": shortHash("My Worker"),
+      "oz-task-id": "task-1",
+      "oz-task-hash": shortHash("Task/1"),
+      "oz-execution-id": "exec-1",
+      "oz-execution-hash": shortHash("Exec/1"),
+    });
+  });
+  test("taskLabels falls back to the task id for a blank execution id", () => {
+    const labels = taskLabels("w", "task-9", "  ");
+    expect(labels["oz-execution-id"]).toBe("task-9");
+    expect(labels["oz-execution-hash"]).toBe(shortHash("task-9"));
+  });
+  test("selectors", () => {
+    expect(workerHashSelector("w1")).toBe(`oz-worker-hash=${shortHash("w1")}`);
+    expect(executionHashSelector("e1")).toBe(`oz-execution-hash=${shortHash("e1")}`);
+    expect(workerTaskJobsSelector("w1")).toBe(`oz-worker-hash=${shortHash("w1")},!oz-preflight`);
+  });
+  test("annotation key for reported outcomes", () => {
+    expect(REPORTED_OUTCOME_ANNOTATION).toBe("oz.warp.dev/reported-outcome");
+  });
+});
+
+describe("other names", () => {
+  test("preflight Job name", () => {
+    expect(preflightJobName("w1", 1717171717171717171n)).toBe(
+      `oz-preflight-${shortHash("w1")}-1717171717171717171`,
+    );
+    expect(preflightJobName("w1", 12345)).toBe(`oz-preflight-${shortHash("w1")}-12345`);
+    const long = preflightJobName("w1", 10n ** 60n);
+    expect(long.length).toBe(63);
+    expect(long).toMatch(DNS_LABEL);
+  });
+  test("task Secret name", () => {
+    expect(taskSecretNameFor("oz-task-r-exec-e")).toBe("oz-task-r-exec-e-env");
+  });
+});
