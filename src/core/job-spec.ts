@@ -15,7 +15,14 @@ import type {
 } from "@kubernetes/client-node";
 import type { AdditionalSidecar, TaskAssignment } from "../oz/protocol.ts";
 import { buildAgentArgs } from "./agent-args.ts";
-import { taskJobName, taskLabels, taskSecretNameFor } from "./naming.ts";
+import {
+  EXECUTION_ID_ANNOTATION,
+  TASK_ID_ANNOTATION,
+  effectiveExecutionId,
+  taskJobName,
+  taskLabels,
+  taskSecretNameFor,
+} from "./naming.ts";
 import type { WorkerConfig } from "./types.ts";
 
 export { taskSecretNameFor } from "./naming.ts";
@@ -516,10 +523,15 @@ export function buildTaskJob(
 
   const labels = labelsFor(config, assignment);
   const annotations = nonEmpty({ ...k8s.extraAnnotations });
+  const jobAnnotations = {
+    ...annotations,
+    [TASK_ID_ANNOTATION]: assignment.task_id,
+    [EXECUTION_ID_ANNOTATION]: effectiveExecutionId(assignment.task_id, assignment.execution_id),
+  };
   return plainTree<V1Job>({
     apiVersion: "batch/v1",
     kind: "Job",
-    metadata: compact({ name, namespace: k8s.namespace, labels, annotations }),
+    metadata: compact({ name, namespace: k8s.namespace, labels, annotations: jobAnnotations }),
     spec: compact({
       backoffLimit: 0,
       activeDeadlineSeconds: k8s.activeDeadlineSeconds,

@@ -20,6 +20,10 @@ export const PREFLIGHT_LABEL = "oz-preflight";
 /** Annotation patched onto a task Job once its outcome has been reported to Oz, so a
  * restarted worker never reports it twice. */
 export const REPORTED_OUTCOME_ANNOTATION = "oz.warp.dev/reported-outcome";
+/** The exact task and execution ids on the task Job (labels hold sanitized, possibly cut
+ * values), so a restarted worker can report a re-adopted Job's outcome under the right id. */
+export const TASK_ID_ANNOTATION = "oz.warp.dev/task-id";
+export const EXECUTION_ID_ANNOTATION = "oz.warp.dev/execution-id";
 
 const TASK_JOB_PREFIX = "oz-task-";
 const TASK_JOB_EXEC_SEPARATOR = "-exec-";

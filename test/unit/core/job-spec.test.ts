@@ -16,7 +16,7 @@ import {
   TASK_WRAPPER_SCRIPT,
   withOwner,
 } from "../../../src/core/job-spec.ts";
-import { shortHash } from "../../../src/core/naming.ts";
+import { EXECUTION_ID_ANNOTATION, TASK_ID_ANNOTATION, shortHash } from "../../../src/core/naming.ts";
 import type { WorkerConfig } from "../../../src/core/types.ts";
 import type { TaskAssignment } from "../../../src/oz/protocol.ts";
 import { EXECUTION_ID, makeAssignment, makeConfig, SECRET_VALUE, TASK_ID } from "./fixtures.ts";
@@ -92,13 +92,25 @@ describe("Job metadata", () => {
     expect(job.metadata?.name).toBe(`oz-task-${TASK_ID}-exec-4f7b9c10`);
   });
 
-  test("extra_annotations on the Job and the Pod; none when empty", () => {
-    const withAnn = buildTaskJob(makeConfig({ extraAnnotations: { "cost-center": "42" } }), makeAssignment());
-    expect(withAnn.metadata?.annotations).toEqual({ "cost-center": "42" });
+  test("extra_annotations on the Job and the Pod; the Job also records the exact task and execution ids", () => {
+    const assignment = makeAssignment();
+    const withAnn = buildTaskJob(makeConfig({ extraAnnotations: { "cost-center": "42" } }), assignment);
+    expect(withAnn.metadata?.annotations).toEqual({
+      "cost-center": "42",
+      [TASK_ID_ANNOTATION]: assignment.task_id,
+      [EXECUTION_ID_ANNOTATION]: assignment.execution_id,
+    });
     expect(withAnn.spec?.template.metadata?.annotations).toEqual({ "cost-center": "42" });
-    const without = buildTaskJob(makeConfig(), makeAssignment());
-    expect(without.metadata?.annotations).toBeUndefined();
+    const without = buildTaskJob(makeConfig(), assignment);
+    expect(Object.keys(without.metadata?.annotations ?? {}).sort()).toEqual([EXECUTION_ID_ANNOTATION, TASK_ID_ANNOTATION]);
     expect(without.spec?.template.metadata?.annotations).toBeUndefined();
+  });
+
+  test("the id annotations keep ids that labels would sanitize", () => {
+    const job = buildTaskJob(makeConfig(), makeAssignment({ task_id: "Run_ABC/123", execution_id: "" }));
+    expect(job.metadata?.annotations?.[TASK_ID_ANNOTATION]).toBe("Run_ABC/123");
+    // An empty execution id falls back to the task id, as the protocol says.
+    expect(job.metadata?.annotations?.[EXECUTION_ID_ANNOTATION]).toBe("Run_ABC/123");
   });
 });
 
