@@ -1,0 +1,530 @@
+// Kubernetes client: kubeconfig resolution, one HTTP path for every request (typed API
+// clients and raw streams alike), request counters, typed errors.
+//
+// Why our own HTTP path: @kubernetes/client-node sends requests with undici's `fetch` and
+// puts the cluster CA / client certificate into an undici `dispatcher`. Bun replaces the
+// `undici` module with a shim whose fetch ignores the dispatcher, so under Bun every request
+// to an API server with a private CA fails (SELF_SIGNED_CERT_IN_CHAIN) and client certs are
+// never sent. Under Bun we pass the same TLS material through fetch's `tls` option instead;
+// under Node (and Deno's npm compat) we keep undici + dispatcher exactly like the library.
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { delimiter, join } from "node:path";
+import {
+  ApiException,
+  createConfiguration,
+  HttpMethod,
+  KubeConfig,
+  RequestContext,
+  ResponseContext,
+  ServerConfiguration,
+  setHeaderMiddleware,
+  wrapHttpLibrary,
+  type Configuration,
+} from "@kubernetes/client-node";
+import { fetch as undiciFetch } from "undici";
+
+const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+const USER_AGENT = "oz-worker";
+/** Default deadline of a non-streaming API request. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+export type KubeconfigSourceKind = "explicit" | "in-cluster" | "default";
+
+export interface LoadKubeClientOptions {
+  /** Explicit kubeconfig file (config `backend.kubernetes.kubeconfig`). */
+  kubeconfig?: string;
+  /** Environment to resolve from (tests); defaults to process.env. */
+  env?: Record<string, string | undefined>;
+  /** Deadline of non-streaming requests without their own signal. */
+  requestTimeoutMs?: number;
+}
+
+/** Counts of every request this client sent, by Kubernetes verb. */
+export interface RequestCounters {
+  byVerb: Record<string, number>;
+  total: number;
+}
+
+/** The parts of a fetch Response the kube code relies on (undici's and Bun's both fit). */
+export interface KubeResponse {
+  readonly status: number;
+  readonly statusText: string;
+  readonly headers: { get(name: string): string | null; forEach(cb: (value: string, key: string) => void): void };
+  readonly body: ReadableStream<Uint8Array> | null;
+  text(): Promise<string>;
+  arrayBuffer(): Promise<ArrayBuffer>;
+}
+
+export interface KubeFetchInit {
+  method?: HttpMethod;
+  headers?: Record<string, string>;
+  body?: string;
+  signal?: AbortSignal;
+  /**
+   * Deadline of the whole request in ms, on top of `signal`. Default: the client's request
+   * timeout, except for watches (`watch=true`), which have none. `null` = none (streams that
+   * bound themselves, like log reads).
+   */
+  timeoutMs?: number | null;
+}
+
+type ApiConstructor<T> = new (configuration: Configuration) => T;
+
+export interface ServerVersion {
+  major?: string;
+  minor?: string;
+  gitVersion: string;
+  platform?: string;
+}
+
+export interface KubeClient {
+  readonly kc: KubeConfig;
+  /** Human-readable: `explicit file <path>`, `in-cluster`, `default rules (…), context X`. */
+  readonly source: string;
+  readonly sourceKind: KubeconfigSourceKind;
+  readonly server: string;
+  readonly context: string;
+  /** The namespace of the current context (or the in-cluster ServiceAccount's), if any. */
+  readonly contextNamespace?: string;
+  readonly counters: RequestCounters;
+  /** A typed API client (e.g. BatchV1Api) that sends through this client's HTTP path. */
+  api<T>(cls: ApiConstructor<T>): T;
+  /** A raw authenticated request; `pathOrUrl` is relative to the server unless absolute. */
+  fetch(pathOrUrl: string, init?: KubeFetchInit): Promise<KubeResponse>;
+  /** GET /version; throws ClusterUnreachableError naming the kubeconfig source and server. */
+  checkReachable(opts?: { timeoutMs?: number }): Promise<ServerVersion>;
+}
+
+/** The kubeconfig could not be found or used. */
+export class KubeconfigError extends Error {
+  override name = "KubeconfigError";
+  constructor(
+    message: string,
+    readonly source: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The API server cannot be reached (network, TLS, auth or server error). The CLI maps it to exit 3. */
+export class ClusterUnreachableError extends Error {
+  override name = "ClusterUnreachableError";
+  constructor(
+    message: string,
+    readonly source: string,
+    readonly server: string,
+    readonly kind: "network" | "timeout" | "tls" | "auth" | "http",
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A Kubernetes API request failed with an HTTP status (or without one: status 0). */
+export class KubeApiError extends Error {
+  override name = "KubeApiError";
+  constructor(
+    message: string,
+    /** HTTP status; 0 when the request never got an answer. */
+    readonly status: number,
+    /** The Status object's reason (AlreadyExists, NotFound, Forbidden, Expired, …). */
+    readonly reason: string | undefined,
+    readonly verb: string,
+    readonly resource: string,
+    readonly namespace?: string,
+    readonly objectName?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+  get notFound(): boolean {
+    return this.status === 404;
+  }
+  get alreadyExists(): boolean {
+    return this.status === 409 && this.reason === "AlreadyExists";
+  }
+  get conflict(): boolean {
+    return this.status === 409;
+  }
+  get forbidden(): boolean {
+    return this.status === 403;
+  }
+  get gone(): boolean {
+    return this.status === 410;
+  }
+}
+
+export interface KubeErrorContext {
+  verb: string;
+  resource: string;
+  namespace?: string;
+  name?: string;
+}
+
+/** Turns anything an API call threw into a KubeApiError with a readable message. */
+export function toKubeApiError(err: unknown, ctx: KubeErrorContext): KubeApiError {
+  if (err instanceof KubeApiError) return err;
+  let status = 0;
+  let reason: string | undefined;
+  let detail: string | undefined;
+  if (err instanceof ApiException) {
+    status = err.code;
+    const parsed = parseStatus(err.body);
+    reason = parsed?.reason;
+    detail = parsed?.message ?? (typeof err.body === "string" && err.body ? err.body.slice(0, 500) : undefined);
+  } else if (err && typeof err === "object" && "statusCode" in err && typeof err.statusCode === "number") {
+    status = err.statusCode;
+  }
+  if (!detail) detail = describeError(err);
+  return new KubeApiError(formatApiError(status, reason, detail, ctx), status, reason, ctx.verb, ctx.resource, ctx.namespace, ctx.name, {
+    cause: err,
+  });
+}
+
+/** Builds the error for a non-2xx response of a raw request. */
+export async function responseError(res: KubeResponse, ctx: KubeErrorContext): Promise<KubeApiError> {
+  let text = "";
+  try {
+    text = await res.text();
+  } catch {
+    // body unreadable: the status says enough
+  }
+  const parsed = parseStatus(text);
+  const detail = parsed?.message ?? (text.slice(0, 500) || res.statusText || `HTTP ${res.status}`);
+  return new KubeApiError(formatApiError(res.status, parsed?.reason, detail, ctx), res.status, parsed?.reason, ctx.verb, ctx.resource, ctx.namespace, ctx.name);
+}
+
+function formatApiError(status: number, reason: string | undefined, detail: string, ctx: KubeErrorContext): string {
+  const what = `${ctx.verb} ${ctx.resource}${ctx.name ? ` ${ctx.name}` : ""}${ctx.namespace ? ` in namespace ${ctx.namespace}` : ""}`;
+  if (status === 403) {
+    return (
+      `forbidden: cannot ${what} (${detail}); check that the worker's Role grants "${ctx.verb}" on ` +
+      `"${ctx.resource}"${ctx.namespace ? ` in namespace ${ctx.namespace}` : ""} and is bound to its ServiceAccount`
+    );
+  }
+  if (status === 401) return `unauthorized: cannot ${what} (${detail}); check the kubeconfig's credentials or the ServiceAccount token`;
+  if (status === 0) return `cannot ${what}: ${detail}`;
+  return `cannot ${what}: HTTP ${status}${reason ? ` ${reason}` : ""}: ${detail}`;
+}
+
+interface StatusLike {
+  reason?: string;
+  message?: string;
+  code?: number;
+}
+
+function parseStatus(body: unknown): StatusLike | undefined {
+  let obj: unknown = body;
+  if (typeof body === "string") {
+    try {
+      obj = JSON.parse(body);
+    } catch {
+      return undefined;
+    }
+  }
+  if (!obj || typeof obj !== "object") return undefined;
+  const o = obj as Record<string, unknown>;
+  return {
+    ...(typeof o.reason === "string" ? { reason: o.reason } : {}),
+    ...(typeof o.message === "string" ? { message: o.message } : {}),
+    ...(typeof o.code === "number" ? { code: o.code } : {}),
+  };
+}
+
+/** A one-line description of a thrown value, including nested causes' codes. */
+export function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const parts = [err.message || err.name];
+  let cause: unknown = (err as { cause?: unknown }).cause;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string" && !err.message.includes(code)) parts.push(code);
+  for (let i = 0; cause instanceof Error && i < 3; i++) {
+    const c = cause as Error & { code?: unknown };
+    parts.push(typeof c.code === "string" && !c.message.includes(c.code) ? `${c.message} (${c.code})` : c.message);
+    cause = (c as { cause?: unknown }).cause;
+  }
+  return parts.filter(Boolean).join(": ");
+}
+
+// ---------------------------------------------------------------------------
+// Kubeconfig resolution
+
+interface Resolved {
+  kc: KubeConfig;
+  sourceKind: KubeconfigSourceKind;
+  describe: (context: string) => string;
+}
+
+function resolveKubeConfig(opts: LoadKubeClientOptions): Resolved {
+  const env = opts.env ?? process.env;
+  // 1. An explicit file.
+  if (opts.kubeconfig) {
+    const file = opts.kubeconfig.startsWith("~/") ? join(homedir(), opts.kubeconfig.slice(2)) : opts.kubeconfig;
+    const source = `explicit file ${file}`;
+    if (!existsSync(file)) throw new KubeconfigError(`kubeconfig file ${file} does not exist (backend.kubernetes.kubeconfig)`, source);
+    const kc = new KubeConfig();
+    try {
+      kc.loadFromFile(file);
+    } catch (err) {
+      throw new KubeconfigError(`cannot load kubeconfig file ${file}: ${describeError(err)}`, source, { cause: err });
+    }
+    return { kc, sourceKind: "explicit", describe: () => source };
+  }
+  // 2. In-cluster, when running inside a pod.
+  if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT && existsSync(`${SA_DIR}/token`)) {
+    const kc = new KubeConfig();
+    try {
+      kc.loadFromCluster();
+    } catch (err) {
+      throw new KubeconfigError(`cannot load the in-cluster config: ${describeError(err)}`, "in-cluster", { cause: err });
+    }
+    return { kc, sourceKind: "in-cluster", describe: () => "in-cluster" };
+  }
+  // 3. The default loading rules: KUBECONFIG (a path list, missing files skipped like kubectl does), else ~/.kube/config.
+  const kc = new KubeConfig();
+  const list = env.KUBECONFIG?.split(delimiter).filter(Boolean) ?? [];
+  if (list.length > 0) {
+    const files = list.filter((f) => existsSync(f));
+    const source = `default rules (KUBECONFIG=${env.KUBECONFIG})`;
+    if (files.length === 0) throw new KubeconfigError(`none of the files in KUBECONFIG exist (${env.KUBECONFIG})`, source);
+    try {
+      kc.loadFromFile(files[0]!);
+      for (const f of files.slice(1)) {
+        const more = new KubeConfig();
+        more.loadFromFile(f);
+        kc.mergeConfig(more, true);
+      }
+    } catch (err) {
+      throw new KubeconfigError(`cannot load kubeconfig from KUBECONFIG=${env.KUBECONFIG}: ${describeError(err)}`, source, { cause: err });
+    }
+    return { kc, sourceKind: "default", describe: (ctx) => `${source}, context ${ctx}` };
+  }
+  const home = env.HOME || homedir();
+  const file = join(home, ".kube", "config");
+  const source = `default rules (~/.kube/config = ${file})`;
+  if (!existsSync(file)) {
+    throw new KubeconfigError(
+      `no Kubernetes configuration found: not running in a pod (KUBERNETES_SERVICE_HOST unset), KUBECONFIG unset and ${file} missing; ` +
+        `set backend.kubernetes.kubeconfig or KUBECONFIG`,
+      "default rules",
+    );
+  }
+  try {
+    kc.loadFromFile(file);
+  } catch (err) {
+    throw new KubeconfigError(`cannot load kubeconfig file ${file}: ${describeError(err)}`, source, { cause: err });
+  }
+  return { kc, sourceKind: "default", describe: (ctx) => `${source}, context ${ctx}` };
+}
+
+/** Resolves the kubeconfig (explicit file → in-cluster → default rules) and builds the client. */
+export function loadKubeClient(opts: LoadKubeClientOptions = {}): KubeClient {
+  const { kc, sourceKind, describe } = resolveKubeConfig(opts);
+  const context = kc.getCurrentContext();
+  const source = describe(context || "(none)");
+  if (!context) throw new KubeconfigError(`the kubeconfig (${source}) has no current-context`, source);
+  const ctxObj = kc.getContextObject(context);
+  if (!ctxObj) throw new KubeconfigError(`the kubeconfig's current-context ${context} is not defined (${source})`, source);
+  const cluster = kc.getCurrentCluster();
+  if (!cluster?.server) throw new KubeconfigError(`context ${context} names no cluster with a server (${source})`, source);
+  let contextNamespace = ctxObj.namespace;
+  if (sourceKind === "in-cluster" && !contextNamespace && existsSync(`${SA_DIR}/namespace`)) {
+    contextNamespace = readFileSync(`${SA_DIR}/namespace`, "utf8").trim() || undefined;
+  }
+  return new Client(kc, source, sourceKind, cluster.server.replace(/\/+$/, ""), context, contextNamespace, opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+}
+
+/** GET /version through the client; the typed error names the kubeconfig source and server. */
+export function checkReachable(client: KubeClient, opts?: { timeoutMs?: number }): Promise<ServerVersion> {
+  return client.checkReachable(opts);
+}
+
+// ---------------------------------------------------------------------------
+// The HTTP path
+
+const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+
+interface BunTls {
+  ca?: string | string[];
+  cert?: string;
+  key?: string;
+  rejectUnauthorized?: boolean;
+  serverName?: string;
+}
+
+class Client implements KubeClient {
+  readonly counters: RequestCounters = { byVerb: {}, total: 0 };
+  private readonly configuration: Configuration;
+
+  constructor(
+    readonly kc: KubeConfig,
+    readonly source: string,
+    readonly sourceKind: KubeconfigSourceKind,
+    readonly server: string,
+    readonly context: string,
+    readonly contextNamespace: string | undefined,
+    private readonly requestTimeoutMs: number,
+  ) {
+    const httpApi = wrapHttpLibrary({
+      send: async (req: RequestContext): Promise<ResponseContext> => {
+        const res = await this.send(req.getUrl(), req.getHttpMethod(), req.getHeaders(), req.getBody(), req.getSignal(), req.getDispatcher(), undefined);
+        const headers: Record<string, string> = {};
+        res.headers.forEach((value, name) => {
+          headers[name] = value;
+        });
+        return new ResponseContext(res.status, headers, {
+          text: () => res.text(),
+          binary: async () => Buffer.from(await res.arrayBuffer()),
+          stream: () => res.body,
+        });
+      },
+    });
+    this.configuration = createConfiguration({
+      baseServer: new ServerConfiguration(server, {}),
+      authMethods: { default: kc },
+      httpApi,
+      middleware: [setHeaderMiddleware("User-Agent", USER_AGENT)],
+    });
+  }
+
+  api<T>(cls: ApiConstructor<T>): T {
+    return new cls(this.configuration);
+  }
+
+  async fetch(pathOrUrl: string, init: KubeFetchInit = {}): Promise<KubeResponse> {
+    const url = /^https?:\/\//.test(pathOrUrl) ? pathOrUrl : `${this.server}${pathOrUrl.startsWith("/") ? "" : "/"}${pathOrUrl}`;
+    const ctx = new RequestContext(url, init.method ?? HttpMethod.GET);
+    await this.kc.applySecurityAuthentication(ctx);
+    const headers = { "User-Agent": USER_AGENT, ...ctx.getHeaders(), ...init.headers };
+    return this.send(url, init.method ?? HttpMethod.GET, headers, init.body, init.signal, ctx.getDispatcher(), init.timeoutMs);
+  }
+
+  async checkReachable(opts: { timeoutMs?: number } = {}): Promise<ServerVersion> {
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    const where = `the Kubernetes API server at ${this.server} (kubeconfig: ${this.source})`;
+    let res: KubeResponse;
+    try {
+      res = await this.fetch("/version", { signal: AbortSignal.timeout(timeoutMs) });
+    } catch (err) {
+      const text = describeError(err);
+      const timeout = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
+      const tls = /cert|tls|ssl|self.signed|verify/i.test(text);
+      const kind = timeout ? "timeout" : tls ? "tls" : "network";
+      const hint =
+        kind === "timeout"
+          ? `no answer within ${timeoutMs / 1000}s`
+          : kind === "tls"
+            ? `TLS failed (${text}); check the kubeconfig's certificate-authority and client certificate`
+            : `${text}; check that the server is up and reachable from here`;
+      throw new ClusterUnreachableError(`cannot reach ${where}: ${hint}`, this.source, this.server, kind, { cause: err });
+    }
+    if (res.status === 401 || res.status === 403) {
+      const body = await res.text().catch(() => "");
+      throw new ClusterUnreachableError(
+        `${where} rejected the worker's credentials (HTTP ${res.status}${body ? `: ${parseStatus(body)?.message ?? body.slice(0, 200)}` : ""}); check the kubeconfig user or the ServiceAccount token`,
+        this.source,
+        this.server,
+        "auth",
+      );
+    }
+    if (res.status !== 200) {
+      const body = await res.text().catch(() => "");
+      throw new ClusterUnreachableError(`${where} answered HTTP ${res.status} to GET /version: ${body.slice(0, 200)}`, this.source, this.server, "http");
+    }
+    const v = JSON.parse(await res.text()) as ServerVersion;
+    return v;
+  }
+
+  private count(method: string, url: string): void {
+    const verb = verbOf(method, url);
+    this.counters.byVerb[verb] = (this.counters.byVerb[verb] ?? 0) + 1;
+    this.counters.total++;
+  }
+
+  private async send(
+    url: string,
+    method: string,
+    headers: Record<string, string>,
+    body: unknown,
+    signal: AbortSignal | undefined,
+    dispatcher: unknown,
+    timeoutMs: number | null | undefined,
+  ): Promise<KubeResponse> {
+    this.count(method, url);
+    const isWatch = /[?&]watch=(true|1)(&|$)/.test(url) || /[?&]follow=true(&|$)/.test(url);
+    const deadline = timeoutMs === undefined ? (isWatch ? null : this.requestTimeoutMs) : timeoutMs;
+    const timeout = deadline === null ? undefined : AbortSignal.timeout(deadline);
+    const sig = signal && timeout ? AbortSignal.any([signal, timeout]) : (signal ?? timeout);
+    const b = body === undefined || body === null ? undefined : typeof body === "string" ? body : String(body);
+    if (isBun) {
+      const init: Record<string, unknown> = { method, headers, body: b, signal: sig, tls: await this.bunTls() };
+      return (await globalThis.fetch(url, init as RequestInit)) as unknown as KubeResponse;
+    }
+    const init: Record<string, unknown> = { method, headers, body: b, signal: sig };
+    if (dispatcher) init.dispatcher = dispatcher;
+    return (await undiciFetch(url, init as Parameters<typeof undiciFetch>[1])) as unknown as KubeResponse;
+  }
+
+  private tlsCache: { at: number; tls: Promise<BunTls> } | undefined;
+
+  /** The kubeconfig's TLS material in Bun's fetch `tls` shape, re-read every minute (files may rotate). */
+  private bunTls(): Promise<BunTls> {
+    const now = Date.now();
+    if (!this.tlsCache || now - this.tlsCache.at > 60_000) {
+      const tls = this.readBunTls();
+      this.tlsCache = { at: now, tls };
+      tls.catch(() => {
+        if (this.tlsCache?.tls === tls) this.tlsCache = undefined;
+      });
+    }
+    return this.tlsCache.tls;
+  }
+
+  private async readBunTls(): Promise<BunTls> {
+    const opts: Record<string, unknown> = {};
+    await this.kc.applyToHTTPSOptions(opts as never);
+    const str = (v: unknown): string | undefined =>
+      v === undefined || v === null ? undefined : typeof v === "string" ? v : v instanceof Uint8Array ? Buffer.from(v).toString("utf8") : String(v);
+    const tls: BunTls = {};
+    const ca = str(opts.ca);
+    if (ca) tls.ca = ca;
+    const cert = str(opts.cert);
+    if (cert) tls.cert = cert;
+    const key = str(opts.key);
+    if (key) tls.key = key;
+    if (typeof opts.rejectUnauthorized === "boolean") tls.rejectUnauthorized = opts.rejectUnauthorized;
+    if (typeof opts.servername === "string" && opts.servername) tls.serverName = opts.servername;
+    return tls;
+  }
+}
+
+/** The Kubernetes verb of a request, from its method and URL (for counters). */
+export function verbOf(method: string, url: string): string {
+  const u = new URL(url, "https://x");
+  const m = method.toUpperCase();
+  if (u.searchParams.get("watch") === "true" || u.searchParams.get("watch") === "1") return "watch";
+  const segs = u.pathname.split("/").filter(Boolean);
+  // /api/v1/... or /apis/<group>/<version>/...
+  let rest: string[];
+  if (segs[0] === "api") rest = segs.slice(2);
+  else if (segs[0] === "apis") rest = segs.slice(3);
+  else return m === "GET" ? "get" : m.toLowerCase();
+  if (rest[0] === "namespaces" && rest.length >= 3) rest = rest.slice(2);
+  const collection = rest.length <= 1;
+  switch (m) {
+    case "GET":
+      return collection ? "list" : "get";
+    case "POST":
+      return "create";
+    case "PUT":
+      return "update";
+    case "PATCH":
+      return "patch";
+    case "DELETE":
+      return collection ? "deletecollection" : "delete";
+    default:
+      return m.toLowerCase();
+  }
+}

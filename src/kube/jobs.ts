@@ -1,0 +1,230 @@
+// Task Jobs in the cluster: create (or adopt), the per-task Secret owned by the Job, delete,
+// the reported-outcome annotation, and listing this worker's Jobs. Every failure becomes a
+// KubeApiError with the HTTP status and a readable message.
+import {
+  BatchV1Api,
+  CoreV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Job,
+  type V1OwnerReference,
+  type V1Secret,
+} from "@kubernetes/client-node";
+import { EXECUTION_HASH_LABEL, PREFLIGHT_LABEL, REPORTED_OUTCOME_ANNOTATION, WORKER_HASH_LABEL } from "../core/naming.ts";
+import { type KubeClient, KubeApiError, toKubeApiError } from "./client.ts";
+
+export type PropagationPolicy = "Background" | "Foreground" | "Orphan";
+
+export interface CreateTaskJobResult {
+  /** The Job as the API server has it (created, or the existing one). */
+  job: V1Job;
+  /** True when the Job already existed (a duplicate assignment or a restart) and was adopted. */
+  adopted: boolean;
+  /** The Secret as created, when one was given. */
+  secret?: V1Secret;
+  /** True when the Secret already existed. */
+  secretAdopted?: boolean;
+}
+
+/** What `markReported` records; stored as JSON in the annotation. */
+export interface ReportedOutcome {
+  result: "succeeded" | "failed" | "cancelled";
+  reason?: string;
+  exitCode?: number;
+  /** RFC 3339; defaults to now. */
+  reportedAt?: string;
+}
+
+const MERGE_PATCH = () => setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+
+export class TaskJobs {
+  private readonly batch: BatchV1Api;
+  private readonly core: CoreV1Api;
+
+  constructor(
+    readonly client: KubeClient,
+    readonly namespace: string,
+  ) {
+    this.batch = client.api(BatchV1Api);
+    this.core = client.api(CoreV1Api);
+  }
+
+  /**
+   * Creates the task Job; when it already exists (AlreadyExists), adopts it instead — never
+   * two Jobs for one execution. With a Secret: the Job is created suspended, the Secret is
+   * created owned by the Job (so Kubernetes deletes it with the Job; AlreadyExists is fine),
+   * then the Job is resumed. Creating the pod only once its Secret exists avoids a spurious
+   * CreateContainerConfigError (`secret not found`), which would fail the task.
+   */
+  async createTaskJob(job: V1Job, secret?: V1Secret): Promise<CreateTaskJobResult> {
+    const name = job.metadata?.name;
+    if (!name) throw new Error("createTaskJob: the Job has no metadata.name");
+    const ns = job.metadata?.namespace ?? this.namespace;
+    const callerSuspended = job.spec?.suspend === true;
+    const holdForSecret = secret !== undefined && !callerSuspended;
+    const body: V1Job = holdForSecret ? { ...job, spec: { ...job.spec!, suspend: true } } : job;
+
+    let created: V1Job;
+    let adopted = false;
+    try {
+      created = await this.batch.createNamespacedJob({ namespace: ns, body });
+    } catch (err) {
+      const e = toKubeApiError(err, { verb: "create", resource: "jobs", namespace: ns, name });
+      if (!e.alreadyExists) throw e;
+      created = await this.readJob(name, ns);
+      const want = job.metadata?.labels?.[EXECUTION_HASH_LABEL];
+      const have = created.metadata?.labels?.[EXECUTION_HASH_LABEL];
+      if (want && have !== want) {
+        throw new KubeApiError(
+          `cannot create jobs ${name} in namespace ${ns}: a Job of that name exists for another execution ` +
+            `(${EXECUTION_HASH_LABEL}=${have ?? "unset"}, expected ${want})`,
+          409,
+          "AlreadyExists",
+          "create",
+          "jobs",
+          ns,
+          name,
+        );
+      }
+      adopted = true;
+    }
+
+    const result: CreateTaskJobResult = { job: created, adopted };
+    if (!secret) return result;
+    try {
+      const uid = created.metadata?.uid;
+      if (!uid) throw new Error(`createTaskJob: Job ${name} has no uid`);
+      const owned = withJobOwner(secret, name, uid, ns);
+      const secretName = owned.metadata?.name ?? "";
+      try {
+        result.secret = await this.core.createNamespacedSecret({ namespace: ns, body: owned });
+        result.secretAdopted = false;
+      } catch (err) {
+        const e = toKubeApiError(err, { verb: "create", resource: "secrets", namespace: ns, name: secretName });
+        if (!e.alreadyExists) throw e;
+        result.secretAdopted = true;
+      }
+      // Resume a Job we hold (or one a previous worker left suspended before its Secret existed).
+      if (!callerSuspended && created.spec?.suspend === true) {
+        result.job = await this.patchJob(name, { spec: { suspend: false } }, ns);
+      }
+    } catch (err) {
+      // A suspended Job never finishes, so its TTL never removes it: take back what we created.
+      if (!adopted) await this.deleteJobIn(name, ns, "Background").catch(() => undefined);
+      throw err;
+    }
+    return result;
+  }
+
+  /** The Job, or undefined when it does not exist. */
+  async getJob(name: string): Promise<V1Job | undefined> {
+    try {
+      return await this.readJob(name, this.namespace);
+    } catch (err) {
+      if (err instanceof KubeApiError && err.notFound) return undefined;
+      throw err;
+    }
+  }
+
+  /** Deletes the Job with the given propagation (default Background). False when it was already gone. */
+  async deleteJob(name: string, opts: { propagation?: PropagationPolicy; gracePeriodSeconds?: number } = {}): Promise<boolean> {
+    return this.deleteJobIn(name, this.namespace, opts.propagation ?? "Background", opts.gracePeriodSeconds);
+  }
+
+  private async deleteJobIn(name: string, ns: string, propagation: PropagationPolicy, gracePeriodSeconds?: number): Promise<boolean> {
+    try {
+      await this.batch.deleteNamespacedJob({
+        name,
+        namespace: ns,
+        propagationPolicy: propagation,
+        ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
+      });
+      return true;
+    } catch (err) {
+      const e = toKubeApiError(err, { verb: "delete", resource: "jobs", namespace: ns, name });
+      if (e.notFound) return false;
+      throw e;
+    }
+  }
+
+  /** Records on the Job that its outcome was reported (JSON merge patch of one annotation). */
+  async markReported(name: string, outcome: ReportedOutcome | string): Promise<V1Job> {
+    return this.patchJob(name, { metadata: { annotations: { [REPORTED_OUTCOME_ANNOTATION]: reportedValue(outcome) } } }, this.namespace);
+  }
+
+  /**
+   * Stops a Job's pods but keeps the Job: `spec.suspend: true` makes the Job controller delete
+   * its active pods. With an outcome, the reported-outcome annotation goes into the same patch.
+   */
+  async suspendJob(name: string, outcome?: ReportedOutcome | string): Promise<V1Job> {
+    const patch: { spec: { suspend: true }; metadata?: object } = { spec: { suspend: true } };
+    if (outcome !== undefined) patch.metadata = { annotations: { [REPORTED_OUTCOME_ANNOTATION]: reportedValue(outcome) } };
+    return this.patchJob(name, patch, this.namespace);
+  }
+
+  /** All task Jobs of a worker (label oz-worker-hash, preflight Jobs excluded), every page. */
+  async listWorkerJobs(workerHash: string): Promise<V1Job[]> {
+    const out: V1Job[] = [];
+    let cont: string | undefined;
+    do {
+      try {
+        const page = await this.batch.listNamespacedJob({
+          namespace: this.namespace,
+          labelSelector: `${WORKER_HASH_LABEL}=${workerHash},!${PREFLIGHT_LABEL}`,
+          limit: 500,
+          ...(cont ? { _continue: cont } : {}),
+        });
+        out.push(...page.items);
+        cont = page.metadata?._continue || undefined;
+      } catch (err) {
+        throw toKubeApiError(err, { verb: "list", resource: "jobs", namespace: this.namespace });
+      }
+    } while (cont);
+    return out;
+  }
+
+  private async readJob(name: string, ns: string): Promise<V1Job> {
+    try {
+      return await this.batch.readNamespacedJob({ name, namespace: ns });
+    } catch (err) {
+      throw toKubeApiError(err, { verb: "get", resource: "jobs", namespace: ns, name });
+    }
+  }
+
+  private async patchJob(name: string, patch: object, ns: string): Promise<V1Job> {
+    try {
+      return await this.batch.patchNamespacedJob({ name, namespace: ns, body: patch }, MERGE_PATCH());
+    } catch (err) {
+      throw toKubeApiError(err, { verb: "patch", resource: "jobs", namespace: ns, name });
+    }
+  }
+}
+
+function reportedValue(outcome: ReportedOutcome | string): string {
+  return typeof outcome === "string" ? outcome : JSON.stringify({ ...outcome, reportedAt: outcome.reportedAt ?? new Date().toISOString() });
+}
+
+/** The reported outcome recorded on a Job, if any (parsed JSON, or the raw string). */
+export function readReportedOutcome(job: V1Job): ReportedOutcome | string | undefined {
+  const raw = job.metadata?.annotations?.[REPORTED_OUTCOME_ANNOTATION];
+  if (raw === undefined) return undefined;
+  try {
+    const v = JSON.parse(raw) as unknown;
+    if (v && typeof v === "object" && typeof (v as { result?: unknown }).result === "string") return v as ReportedOutcome;
+  } catch {
+    // not JSON: a plain value
+  }
+  return raw;
+}
+
+/** The Secret with an ownerReference to the Job (replacing any earlier reference to a Job of that name). */
+export function withJobOwner(secret: V1Secret, jobName: string, jobUid: string, namespace: string): V1Secret {
+  const ref: V1OwnerReference = { apiVersion: "batch/v1", kind: "Job", name: jobName, uid: jobUid };
+  const others = (secret.metadata?.ownerReferences ?? []).filter((r) => !(r.kind === "Job" && r.name === jobName));
+  return {
+    ...secret,
+    apiVersion: secret.apiVersion ?? "v1",
+    kind: secret.kind ?? "Secret",
+    metadata: { ...secret.metadata, namespace: secret.metadata?.namespace ?? namespace, ownerReferences: [...others, ref] },
+  };
+}
