@@ -148,8 +148,15 @@ export class TaskJobs {
   }
 
   /** Records on the Job that its outcome was reported (JSON merge patch of one annotation). */
-  async markReported(name: string, outcome: ReportedOutcome | string): Promise<V1Job> {
-    return this.patchJob(name, { metadata: { annotations: { [REPORTED_OUTCOME_ANNOTATION]: reportedValue(outcome) } } }, this.namespace);
+  async markReported(name: string, outcome: ReportedOutcome | string, opts: { stopPods?: boolean } = {}): Promise<V1Job> {
+    const patch: { metadata: object; spec?: { activeDeadlineSeconds: number } } = {
+      metadata: { annotations: { [REPORTED_OUTCOME_ANNOTATION]: reportedValue(outcome) } },
+    };
+    // A task failed by the worker while its Job is still active (image pull, unschedulable,
+    // …): an already-passed deadline makes the Job controller fail the Job and delete its
+    // pods, so nothing runs on after Oz was told the task failed, and the TTL then applies.
+    if (opts.stopPods) patch.spec = { activeDeadlineSeconds: 1 };
+    return this.patchJob(name, patch, this.namespace);
   }
 
   /**

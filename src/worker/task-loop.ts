@@ -1,0 +1,404 @@
+// The task loop: assignment → claim → Job → outcome → report → cleanup, for every task of
+// this worker. It owns no I/O of its own: the Oz connection, the Kubernetes calls, the shared
+// watch and telemetry come in as ports, so the loop reads as the life of a task.
+import type { V1Job } from "@kubernetes/client-node";
+import { JobSpecError, buildTaskObjects } from "../core/job-spec.ts";
+import {
+  EXECUTION_ID_ANNOTATION,
+  REPORTED_OUTCOME_ANNOTATION,
+  TASK_ID_ANNOTATION,
+  effectiveExecutionId,
+  shortHash,
+} from "../core/naming.ts";
+import { decideOutcome, failurePhase, type FailedOutcome, type Outcome } from "../core/outcome.ts";
+import type { FailureReason } from "../core/failure-reasons.ts";
+import type { WorkerConfig } from "../core/types.ts";
+import type { CreateTaskJobResult, ReportedOutcome } from "../kube/jobs.ts";
+import type { ContainerLogs } from "../kube/logs.ts";
+import type { ExecutionSnapshot, SnapshotListener } from "../kube/task-watch.ts";
+import {
+  type TaskAssignment,
+  taskCancelled,
+  taskClaimed,
+  taskCompleted,
+  taskFailed,
+  taskRejected,
+} from "../oz/protocol.ts";
+import type { Logger, SecretRegistry } from "../telemetry/log.ts";
+import type { WorkerMetrics } from "../telemetry/metrics.ts";
+
+/** The Kubernetes operations the loop needs (src/kube/jobs.ts TaskJobs provides them). */
+export interface TaskCluster {
+  createTaskJob(job: V1Job, secret?: Parameters<TaskJobsLike["createTaskJob"]>[1]): Promise<CreateTaskJobResult>;
+  deleteJob(name: string, opts?: { propagation?: "Background" | "Foreground" }): Promise<boolean>;
+  /** Records the reported outcome on the Job; `stopPods` also ends a still-active Job's pods. */
+  markReported(name: string, outcome: ReportedOutcome, opts?: { stopPods?: boolean }): Promise<unknown>;
+  /** Stops a Job's pods but keeps the Job (cancellation with cleanup off). */
+  suspendJob(name: string, outcome: ReportedOutcome): Promise<unknown>;
+  readLogs(pod: string, container: string): Promise<ContainerLogs>;
+}
+type TaskJobsLike = { createTaskJob(job: V1Job, secret?: import("@kubernetes/client-node").V1Secret): unknown };
+
+/** The shared watch (src/kube/task-watch.ts TaskWatch). */
+export interface TaskObserver {
+  subscribe(executionHash: string, listener: SnapshotListener): () => void;
+  snapshot(executionHash: string): ExecutionSnapshot | undefined;
+  jobs(): V1Job[];
+}
+
+/** The way out to Oz; resolves once the message has left the process (or was queued for a reconnect). */
+export type Send = (message: { type: string; data: object }) => Promise<void>;
+
+export interface TaskLoopOptions {
+  config: WorkerConfig;
+  cluster: TaskCluster;
+  observer: TaskObserver;
+  send: Send;
+  metrics: Pick<WorkerMetrics, "taskStarted" | "taskFinished" | "taskRejected">;
+  logger: Logger;
+  secrets: Pick<SecretRegistry, "registerAll">;
+  now?: () => number;
+}
+
+type TaskState = "starting" | "running" | "finishing" | "done";
+
+interface Task {
+  taskId: string;
+  executionId: string;
+  executionHash: string;
+  jobName?: string;
+  startedAt: number;
+  state: TaskState;
+  log: Logger;
+  cancelRequested: boolean;
+  unsubscribe?: () => void;
+  releaseSecrets: () => void;
+}
+
+/** The reject reason label for metrics when the limit is reached. */
+const AT_CAPACITY = "at_capacity";
+const SHUTTING_DOWN = "shutting_down";
+const FAILED_LOG_CONTAINER_LIMIT = 8;
+
+export class TaskLoop {
+  readonly #opts: TaskLoopOptions;
+  readonly #now: () => number;
+  /** By task_id: cancellation names only the task. */
+  readonly #tasks = new Map<string, Task>();
+  #accepting = true;
+  /** Reports and cleanups in flight, so shutdown and tests can wait for them. */
+  readonly #pending = new Set<Promise<unknown>>();
+
+  constructor(options: TaskLoopOptions) {
+    this.#opts = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Tasks counted against max_concurrent_tasks (everything not yet reported). */
+  get activeCount(): number {
+    let n = 0;
+    for (const t of this.#tasks.values()) if (t.state !== "done") n++;
+    return n;
+  }
+
+  /** After this, new assignments are rejected; running Jobs are left alone (they are durable). */
+  stopAccepting(): void {
+    this.#accepting = false;
+  }
+
+  /** Waits for reports and cleanups already under way. */
+  async drain(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+  }
+
+  /**
+   * Re-adopts this worker's Jobs found in the (synced) watch cache after a restart: every
+   * unfinished or unreported one is watched again and its outcome reported once.
+   */
+  reattach(): number {
+    let adopted = 0;
+    for (const job of this.#opts.observer.jobs()) {
+      const ann = job.metadata?.annotations ?? {};
+      const taskId = ann[TASK_ID_ANNOTATION];
+      const name = job.metadata?.name;
+      if (!taskId || !name || job.metadata?.deletionTimestamp) continue;
+      if (ann[REPORTED_OUTCOME_ANNOTATION]) {
+        this.#cleanupReported(job);
+        continue;
+      }
+      if (this.#tasks.has(taskId)) continue;
+      const executionId = ann[EXECUTION_ID_ANNOTATION] || taskId;
+      const task = this.#track(taskId, executionId, () => undefined);
+      task.jobName = name;
+      task.state = "running";
+      const created = Date.parse(job.metadata?.creationTimestamp as unknown as string);
+      if (Number.isFinite(created)) task.startedAt = created;
+      task.log.info("re-adopted the task's Job after a restart", { job: name });
+      this.#watch(task);
+      adopted++;
+    }
+    return adopted;
+  }
+
+  handleAssignment(assignment: TaskAssignment): void {
+    const taskId = assignment.task_id;
+    const executionId = effectiveExecutionId(taskId, assignment.execution_id);
+    const existing = this.#tasks.get(taskId);
+    if (existing && existing.executionId === executionId && existing.state !== "done") {
+      // A repeated assignment (the server re-sent it after a reconnect): claim again, create nothing.
+      existing.log.info("assignment repeated for a task already running; claiming it again");
+      this.#send(taskClaimed(taskId, this.#opts.config.workerId), existing.log);
+      return;
+    }
+    const log = this.#opts.logger.withTask({ task_id: taskId, execution_id: executionId });
+    if (!this.#accepting) {
+      this.#reject(taskId, SHUTTING_DOWN, "the worker is shutting down", log);
+      return;
+    }
+    const limit = this.#opts.config.maxConcurrentTasks;
+    if (limit > 0 && this.activeCount >= limit) {
+      this.#reject(taskId, AT_CAPACITY, `the worker is at its max_concurrent_tasks limit (${limit})`, log);
+      return;
+    }
+    const release = this.#opts.secrets.registerAll(Object.values(assignment.env_vars ?? {}));
+    const task = this.#track(taskId, executionId, release);
+    this.#send(taskClaimed(taskId, this.#opts.config.workerId), task.log);
+    task.log.info("task claimed", { image: assignment.docker_image });
+    this.#background(this.#start(task, assignment));
+  }
+
+  handleCancellation(taskId: string): void {
+    const task = this.#tasks.get(taskId);
+    if (!task || task.state === "done" || task.state === "finishing") {
+      this.#opts.logger.warn("cancellation for a task this worker is not running; ignored", { task_id: taskId });
+      return;
+    }
+    task.cancelRequested = true;
+    // A Job still being created is cancelled as soon as it exists (see #start).
+    if (task.state === "running") this.#background(this.#cancel(task));
+  }
+
+  #track(taskId: string, executionId: string, releaseSecrets: () => void): Task {
+    const task: Task = {
+      taskId,
+      executionId,
+      executionHash: shortHash(executionId),
+      startedAt: this.#now(),
+      state: "starting",
+      log: this.#opts.logger.withTask({ task_id: taskId, execution_id: executionId }),
+      cancelRequested: false,
+      releaseSecrets,
+    };
+    this.#tasks.set(taskId, task);
+    this.#opts.metrics.taskStarted();
+    return task;
+  }
+
+  async #start(task: Task, assignment: TaskAssignment): Promise<void> {
+    let objects: ReturnType<typeof buildTaskObjects>;
+    try {
+      objects = buildTaskObjects(this.#opts.config, assignment);
+    } catch (err) {
+      const reason: FailureReason = err instanceof JobSpecError ? "sidecar_prep" : "job_create";
+      await this.#finish(task, { state: "failed", reason, message: `the task's Job could not be built: ${errorText(err)}` });
+      return;
+    }
+    task.jobName = objects.job.metadata?.name;
+    try {
+      const result = await this.#opts.cluster.createTaskJob(objects.job, objects.secret);
+      task.log.info(result.adopted ? "adopted the existing Job of this execution" : "Job created", {
+        job: task.jobName,
+        namespace: this.#opts.config.kubernetes.namespace,
+      });
+    } catch (err) {
+      await this.#finish(task, {
+        state: "failed",
+        reason: "job_create",
+        message: `creating Job ${task.jobName} in namespace ${this.#opts.config.kubernetes.namespace} failed: ${errorText(err)}`,
+      });
+      return;
+    }
+    task.state = "running";
+    if (task.cancelRequested) {
+      await this.#cancel(task);
+      return;
+    }
+    this.#watch(task);
+  }
+
+  #watch(task: Task): void {
+    task.unsubscribe = this.#opts.observer.subscribe(task.executionHash, (snap) => this.#evaluate(task, snap));
+    const snap = this.#opts.observer.snapshot(task.executionHash);
+    if (snap) this.#evaluate(task, snap);
+  }
+
+  #evaluate(task: Task, snap: ExecutionSnapshot): void {
+    if (task.state !== "running") return;
+    let outcome: Outcome;
+    if (snap.jobDeleted && !snap.job) {
+      outcome = {
+        state: "failed",
+        reason: "job_watch",
+        message: `Job ${task.jobName} (namespace ${this.#opts.config.kubernetes.namespace}) was deleted before it finished`,
+      };
+    } else {
+      outcome = decideOutcome({
+        ...(snap.job ? { job: snap.job } : {}),
+        pods: snap.pods,
+        events: snap.events,
+        now: this.#now(),
+        unschedulableTimeoutMs: this.#opts.config.kubernetes.unschedulableTimeoutMs,
+      });
+    }
+    if (outcome.state === "running") return;
+    this.#background(this.#finish(task, outcome, snap));
+  }
+
+  async #cancel(task: Task): Promise<void> {
+    task.state = "finishing";
+    task.unsubscribe?.();
+    const name = task.jobName;
+    const record: ReportedOutcome = { result: "cancelled" };
+    if (name) {
+      try {
+        // Cancellation stops the pod for real: the Job goes (its pods with it), or with
+        // cleanup off it is suspended, which deletes its pods and keeps it for inspection.
+        if (this.#opts.config.cleanup) await this.#opts.cluster.deleteJob(name, { propagation: "Background" });
+        else await this.#opts.cluster.suspendJob(name, record);
+      } catch (err) {
+        task.log.error("stopping the cancelled task's Job failed", { job: name, error: errorText(err) });
+      }
+    }
+    await this.#send(taskCancelled(task.taskId, `task cancelled; Job ${name ?? "(none)"} stopped`), task.log);
+    task.log.info("task cancelled", { job: name });
+    this.#done(task, "cancelled");
+  }
+
+  async #finish(task: Task, outcome: Exclude<Outcome, { state: "running" }>, snap?: ExecutionSnapshot): Promise<void> {
+    if (task.state === "finishing" || task.state === "done") return;
+    task.state = "finishing";
+    task.unsubscribe?.();
+    const { cluster, config } = this.#opts;
+    let delivered: boolean;
+    if (outcome.state === "succeeded") {
+      task.log.info("task succeeded", { job: task.jobName });
+      delivered = await this.#send(taskCompleted(task.taskId, outcome.message), task.log);
+    } else {
+      task.log.error("task failed", {
+        job: task.jobName,
+        reason: outcome.reason,
+        exit_code: outcome.exitCode,
+        message: outcome.message,
+      });
+      delivered = await this.#send(taskFailed(task.taskId, outcome.message, outcome.reason, outcome.exitCode), task.log);
+      if (snap) this.#background(this.#logFailedContainers(task, outcome, snap));
+    }
+    const name = task.jobName;
+    if (!delivered) {
+      // Not sent (the worker is stopping while disconnected): the Job stays unmarked, so the
+      // next worker with this ID re-adopts it and reports the outcome.
+      task.log.warn("the outcome could not be sent to Oz; it will be reported after a restart", { job: name });
+    } else if (name && (outcome.state === "failed" || config.cleanup)) {
+      // Recorded before any deletion, so a restarted worker never reports this outcome again.
+      const record: ReportedOutcome = { result: outcome.state };
+      if (outcome.state === "failed") {
+        record.reason = outcome.reason;
+        if (outcome.exitCode !== undefined) record.exitCode = outcome.exitCode;
+      }
+      const stillActive = outcome.state === "failed" && !isFinished(snap?.job);
+      try {
+        await cluster.markReported(name, record, { stopPods: stillActive });
+        // A succeeded Job goes at once; a failed one stays for its TTL, for inspection.
+        if (outcome.state === "succeeded") await cluster.deleteJob(name, { propagation: "Background" });
+      } catch (err) {
+        task.log.warn("recording or cleaning up the finished Job failed", { job: name, error: errorText(err) });
+      }
+    } else if (name) {
+      await this.#markQuietly(task, name, { result: outcome.state });
+    }
+    this.#done(task, outcome.state, outcome.state === "failed" ? outcome : undefined);
+  }
+
+  async #markQuietly(task: Task, name: string, record: ReportedOutcome): Promise<void> {
+    try {
+      await this.#opts.cluster.markReported(name, record);
+    } catch (err) {
+      task.log.warn("recording the reported outcome on the Job failed", { job: name, error: errorText(err) });
+    }
+  }
+
+  #done(task: Task, result: "succeeded" | "failed" | "cancelled", failure?: FailedOutcome): void {
+    task.state = "done";
+    task.releaseSecrets();
+    this.#tasks.delete(task.taskId);
+    this.#opts.metrics.taskFinished({
+      result,
+      durationSeconds: Math.max(0, (this.#now() - task.startedAt) / 1000),
+      ...(failure ? { failure: { phase: failurePhase(failure.reason), reason: failure.reason } } : {}),
+    });
+  }
+
+  /** The failed pod's container logs (each capped, tail kept) go to the worker log. */
+  async #logFailedContainers(task: Task, outcome: FailedOutcome, snap: ExecutionSnapshot): Promise<void> {
+    const pod = snap.pods.find((p) => p.metadata?.name === outcome.podName) ?? snap.pods[snap.pods.length - 1];
+    const podName = pod?.metadata?.name;
+    if (!pod || !podName) return;
+    const started = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]
+      .filter((s) => s.state?.running || s.state?.terminated || s.lastState?.terminated)
+      .map((s) => s.name)
+      .slice(0, FAILED_LOG_CONTAINER_LIMIT);
+    for (const container of started) {
+      try {
+        const logs = await this.#opts.cluster.readLogs(podName, container);
+        task.log.info("container log of the failed task", {
+          pod: podName,
+          container,
+          bytes: logs.totalBytes,
+          truncated_bytes: logs.truncatedBytes,
+          log: logs.text,
+        });
+      } catch (err) {
+        task.log.warn("reading the failed container's log failed", { pod: podName, container, error: errorText(err) });
+      }
+    }
+  }
+
+  /** A Job whose outcome was reported before a restart: finish its cleanup only. */
+  #cleanupReported(job: V1Job): void {
+    const name = job.metadata?.name;
+    if (!name || !this.#opts.config.cleanup) return;
+    const succeeded = (job.status?.conditions ?? []).some((c) => c.type === "Complete" && c.status === "True");
+    if (succeeded) this.#background(this.#opts.cluster.deleteJob(name, { propagation: "Background" }).catch(() => false));
+  }
+
+  #reject(taskId: string, metricReason: string, reason: string, log: Logger): void {
+    log.warn("task rejected", { reason });
+    this.#opts.metrics.taskRejected(metricReason);
+    this.#send(taskRejected(taskId, reason), log);
+  }
+
+  /** True once the message left the process; false when it was dropped (already logged). */
+  #send(message: { type: string; data: object }, log: Logger): Promise<boolean> {
+    return this.#opts.send(message).then(
+      () => true,
+      (err: unknown) => {
+        log.error("sending to Oz failed", { type: message.type, error: errorText(err) });
+        return false;
+      },
+    );
+  }
+
+  #background(p: Promise<unknown>): void {
+    const tracked = p.catch((err: unknown) => this.#opts.logger.error("task loop error", { error: errorText(err) }));
+    this.#pending.add(tracked);
+    void tracked.finally(() => this.#pending.delete(tracked));
+  }
+}
+
+function isFinished(job: V1Job | undefined): boolean {
+  return (job?.status?.conditions ?? []).some((c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True");
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,220 @@
+// `oz-worker run` put together: cluster client, preflight gate, telemetry, the shared task
+// watch, the task loop and the Oz connection, and a shutdown that leaves every task Job in
+// place (the Job is the durable unit; a restarted worker re-adopts it).
+import { shortHash } from "../core/naming.ts";
+import type { WorkerConfig } from "../core/types.ts";
+import { ClusterUnreachableError, KubeconfigError, describeError, loadKubeClient } from "../kube/client.ts";
+import { TaskJobs } from "../kube/jobs.ts";
+import { readContainerLogs } from "../kube/logs.ts";
+import { TaskWatch } from "../kube/task-watch.ts";
+import { OzConnection, type ReconnectReason } from "../oz/connection.ts";
+import { parseServerMessage, taskFailed } from "../oz/protocol.ts";
+import { startHealthServer, type HealthServer } from "../telemetry/health.ts";
+import { createLogger, secrets, type LogFormat, type Logger } from "../telemetry/log.ts";
+import { createMetrics, type WorkerMetrics } from "../telemetry/metrics.ts";
+import { TaskLoop } from "./task-loop.ts";
+
+export interface WorkerOptions {
+  config: WorkerConfig;
+  version: string;
+  logFormat: LogFormat;
+  health: { host: string | undefined; port: number };
+  skipPreflight: boolean;
+  /** The startup gate: resolves true when the cluster will run tasks. */
+  preflight(config: WorkerConfig, logger: Logger, signal: AbortSignal): Promise<boolean>;
+  /** Resolves when the process is asked to stop (SIGTERM / SIGINT). */
+  stopSignal: Promise<string>;
+}
+
+/** Exit codes, as the CLI documents them. */
+const EXIT_OK = 0;
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+const EXIT_UNREACHABLE = 3;
+
+/** Everything after the stop signal must fit in this, well inside Kubernetes' 30 s grace. */
+const SHUTDOWN_BUDGET_MS = 8_000;
+
+// The connection's reconnect causes, named as the Go worker's metric labels.
+const RECONNECT_LABEL: Record<ReconnectReason, string> = {
+  dial_error: "dial_failed",
+  read_error: "read_error",
+  keepalive_timeout: "keepalive_timeout",
+  server_closed: "remote_close",
+  write_timeout: "write_error",
+};
+
+export async function runWorker(opts: WorkerOptions): Promise<number> {
+  const { config } = opts;
+  const k8s = config.kubernetes;
+  const logger = createLogger({ level: config.logLevel, format: opts.logFormat }).child({ worker_id: config.workerId });
+  if (config.apiKey) secrets.register(config.apiKey);
+
+  let kube: ReturnType<typeof loadKubeClient>;
+  try {
+    kube = loadKubeClient(k8s.kubeconfig ? { kubeconfig: k8s.kubeconfig } : {});
+    const version = await kube.checkReachable();
+    logger.info("connected to the Kubernetes API server", {
+      server: kube.server,
+      kubeconfig: kube.source,
+      version: version.gitVersion,
+      namespace: k8s.namespace,
+    });
+  } catch (err) {
+    if (err instanceof KubeconfigError) {
+      logger.error(err.message, { kubeconfig: err.source });
+      return EXIT_USAGE;
+    }
+    if (err instanceof ClusterUnreachableError) {
+      logger.error(err.message, { kubeconfig: err.source, server: err.server });
+      return EXIT_UNREACHABLE;
+    }
+    throw err;
+  }
+
+  const stopping = new AbortController();
+  void opts.stopSignal.then((sig) => {
+    logger.info("stop requested; no new tasks are taken and running task Jobs are left in place", { signal: sig });
+    stopping.abort();
+  });
+
+  let preflightPassed = opts.skipPreflight;
+  if (opts.skipPreflight) {
+    logger.warn("preflight skipped (--skip-preflight): policy or permission problems will surface only when tasks run");
+  } else {
+    const ok = await opts.preflight(config, logger, stopping.signal);
+    if (stopping.signal.aborted) return EXIT_OK;
+    if (!ok) {
+      logger.error("preflight failed; the worker does not accept tasks until it passes (see the checks above)");
+      return EXIT_FAILURE;
+    }
+    preflightPassed = true;
+  }
+
+  const metrics = await createMetrics({
+    version: opts.version,
+    workerId: config.workerId,
+    maxConcurrentTasks: config.maxConcurrentTasks,
+    logger,
+  });
+
+  const watch = new TaskWatch({
+    client: kube,
+    namespace: k8s.namespace,
+    workerHash: shortHash(config.workerId),
+    unschedulableTimeoutMs: k8s.unschedulableTimeoutMs,
+    logger,
+  }).start();
+
+  let connection: OzConnection | undefined;
+  let health: HealthServer | undefined;
+  let loop: TaskLoop | undefined;
+  try {
+    health = await startHealthServer({
+      addr: `${opts.health.host ?? ""}:${opts.health.port}`,
+      logger,
+      readiness: () => {
+        const checks = {
+          oz_connection: { ok: connection?.connected === true, detail: connection?.connected ? "connected" : "not connected to Oz" },
+          task_cache: { ok: watch.isSynced, detail: watch.isSynced ? "synced" : "Jobs and Pods not listed yet" },
+          preflight: { ok: preflightPassed, detail: preflightPassed ? "passed" : "not passed" },
+        };
+        return { ready: Object.values(checks).every((c) => c.ok), checks };
+      },
+    });
+    logger.info("health endpoints listening", { url: health.url });
+  } catch (err) {
+    logger.error(`cannot serve the health endpoints: ${describeError(err)}`);
+    await Promise.allSettled([watch.close(), metrics.shutdown()]);
+    return EXIT_USAGE;
+  }
+
+  const synced = await Promise.race([watch.synced.then(() => true), waitAbort(stopping.signal).then(() => false)]);
+  if (!synced) return shutdown(EXIT_OK);
+
+  const jobs = new TaskJobs(kube, k8s.namespace);
+  let conn!: OzConnection;
+  loop = new TaskLoop({
+    config,
+    observer: watch,
+    cluster: {
+      createTaskJob: (job, secret) => jobs.createTaskJob(job, secret),
+      deleteJob: (name, o) => jobs.deleteJob(name, o),
+      markReported: (name, outcome, o) => jobs.markReported(name, outcome, o),
+      suspendJob: (name, outcome) => jobs.suspendJob(name, outcome),
+      readLogs: (pod, container) => readContainerLogs(kube, k8s.namespace, pod, container),
+    },
+    send: (message) => conn.sendAndWait(message.type, message.data as Record<string, unknown>),
+    metrics,
+    logger,
+    secrets,
+  });
+  const tasks = loop;
+  const readopted = tasks.reattach();
+  if (readopted > 0) logger.info("re-adopted running task Jobs from before a restart", { count: readopted });
+
+  conn = connection = new OzConnection({
+    url: config.webSocketUrl,
+    apiKey: config.apiKey ?? "",
+    workerId: config.workerId,
+    logger,
+    onMessage: (type, data) => dispatch(type, data),
+    onConnectedChange: (connected) => {
+      metrics.setConnected(connected);
+      if (connected) logger.info("Connected to Oz. Listening for tasks", { url: redactQuery(config.webSocketUrl) });
+      else logger.warn("disconnected from Oz; reconnecting (results are queued meanwhile)");
+    },
+    onReconnect: (reason) => metrics.websocketReconnect(RECONNECT_LABEL[reason]),
+  });
+
+  function dispatch(type: string, data: Record<string, unknown>): void {
+    const parsed = parseServerMessage(type, data);
+    if (!parsed.ok) {
+      logger.error("invalid message from Oz ignored", { type, error: parsed.error, task_id: parsed.task_id });
+      if (type === "task_assignment" && parsed.task_id) {
+        // Tell Oz at once rather than leave the task claimed by nobody.
+        metrics.taskRejected("invalid_assignment");
+        conn.send("task_failed", taskFailed(parsed.task_id, `invalid task assignment: ${parsed.error}`, "unknown").data);
+      }
+      return;
+    }
+    const message = parsed.message;
+    if (message.type === "task_assignment") tasks.handleAssignment(message.data);
+    else if (message.type === "task_cancellation") tasks.handleCancellation(message.data.task_id);
+  }
+
+  conn.start();
+  await waitAbort(stopping.signal);
+  tasks.stopAccepting();
+  return shutdown(EXIT_OK);
+
+  async function shutdown(code: number): Promise<number> {
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_BUDGET_MS).unref?.());
+    await Promise.race([
+      (async () => {
+        // Reports already under way go out first; then the socket closes cleanly.
+        await loop?.drain();
+        await connection?.stop({ timeoutMs: 5_000 });
+        await Promise.allSettled([watch.close(), health?.close(), metrics.shutdown()]);
+      })(),
+      deadline,
+    ]);
+    logger.info("stopped");
+    return code;
+  }
+}
+
+function waitAbort(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
+/** The URL without its query (worker_id is fine, but nothing else should leak into logs). */
+function redactQuery(url: string): string {
+  const i = url.indexOf("?");
+  return i < 0 ? url : url.slice(0, i);
+}
+
+export type { WorkerMetrics };
