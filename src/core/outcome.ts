@@ -10,8 +10,7 @@ import type {
   V1Pod,
   V1PodCondition,
 } from "@kubernetes/client-node";
-import type { FailurePhase } from "../telemetry/metrics.ts";
-import type { FailureReason } from "./failure-reasons.ts";
+import { type FailurePhase, type FailureReason, failurePhase } from "./failure-reasons.ts";
 
 export interface OutcomeInput {
   /** The task Job; absent when it is not (or no longer) in the cache. Pods alone can still reveal a failure. */
@@ -43,46 +42,7 @@ export interface FailedOutcome {
 }
 export type Outcome = RunningOutcome | SucceededOutcome | FailedOutcome;
 
-/**
- * Phases of `oz_worker_task_failures_total{phase}`: defined by src/telemetry/metrics.ts
- * (type-only import, so the pure core loads nothing of telemetry). The mapping below mirrors
- * its DEFAULT_FAILURE_PHASE; a unit test keeps the two equal.
- */
-export type { FailurePhase };
-
-const PHASE_OF: Readonly<Record<FailureReason, FailurePhase>> = {
-  unknown: "unknown",
-  job_create: "create",
-  sidecar_prep: "create",
-  job_watch: "watch",
-  pod_watch: "watch",
-  cleanup: "cleanup",
-  task_timeout: "run",
-  task_cancelled: "run",
-  graceful_shutdown: "run",
-  image_pull: "run",
-  container_create: "run",
-  container_start: "run",
-  container_wait: "run",
-  container_exit: "run",
-  container_oom: "run",
-  workspace_setup: "run",
-  setup_command: "run",
-  agent_invocation: "run",
-  teardown_command: "run",
-  job_failed: "run",
-  evicted: "run",
-  unschedulable: "run",
-  volume_mount: "run",
-  init_container: "run",
-  invalid_image: "run",
-  active_deadline: "run",
-};
-
-/** The metrics phase a failure reason belongs to. */
-export function failurePhase(reason: FailureReason): FailurePhase {
-  return PHASE_OF[reason] ?? "unknown";
-}
+export { failurePhase, type FailurePhase };
 
 /** A pod counts as "slow to start" (worth reading its Events) after this long. */
 export const DEFAULT_EVENTS_SLOW_AFTER_MS = 5_000;

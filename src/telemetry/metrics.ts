@@ -31,6 +31,13 @@ import {
 } from "@opentelemetry/sdk-metrics";
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
 import { createLogger, type Logger } from "./log.ts";
+import {
+  FAILURE_PHASES,
+  FAILURE_PHASE_OF,
+  FAILURE_REASONS,
+  type FailurePhase,
+  type FailureReason,
+} from "../core/failure-reasons.ts";
 
 // ---------------------------------------------------------------------------
 // The contract: names, label values, buckets
@@ -89,76 +96,9 @@ export const RECONNECT_REASONS = [
 ] as const;
 export type ReconnectReason = (typeof RECONNECT_REASONS)[number];
 
-/** The failure reason catalog of the protocol (docs/oz-protocol "Failure reason catalog"). */
-export const FAILURE_REASONS = [
-  "unknown",
-  "task_timeout",
-  "task_cancelled",
-  "graceful_shutdown",
-  "image_pull",
-  "sidecar_prep",
-  "container_create",
-  "container_start",
-  "container_wait",
-  "container_exit",
-  "container_oom",
-  "workspace_setup",
-  "setup_command",
-  "agent_invocation",
-  "teardown_command",
-  "job_create",
-  "job_watch",
-  "job_failed",
-  "evicted",
-  "pod_watch",
-  "unschedulable",
-  "volume_mount",
-  "init_container",
-  "invalid_image",
-  "active_deadline",
-  "cleanup",
-] as const;
-export type FailureReason = (typeof FAILURE_REASONS)[number];
-
-/**
- * Where in a task's life the failure happened:
- * - `create`: building and submitting the Job (spec, sidecars, API create)
- * - `run`: the Job/Pod ran and failed (image, containers, deadlines, ...)
- * - `watch`: the worker lost track of the Job/Pod (watch errors)
- * - `cleanup`: deleting the finished Job failed
- */
-export const FAILURE_PHASES = ["create", "run", "watch", "cleanup", "unknown"] as const;
-export type FailurePhase = (typeof FAILURE_PHASES)[number];
-
+export { FAILURE_REASONS, FAILURE_PHASES, type FailureReason, type FailurePhase };
 /** The phase each catalog reason normally belongs to; these pairs are primed at start. */
-export const DEFAULT_FAILURE_PHASE: Readonly<Record<FailureReason, FailurePhase>> = {
-  unknown: "unknown",
-  job_create: "create",
-  sidecar_prep: "create",
-  job_watch: "watch",
-  pod_watch: "watch",
-  cleanup: "cleanup",
-  task_timeout: "run",
-  task_cancelled: "run",
-  graceful_shutdown: "run",
-  image_pull: "run",
-  container_create: "run",
-  container_start: "run",
-  container_wait: "run",
-  container_exit: "run",
-  container_oom: "run",
-  workspace_setup: "run",
-  setup_command: "run",
-  agent_invocation: "run",
-  teardown_command: "run",
-  job_failed: "run",
-  evicted: "run",
-  unschedulable: "run",
-  volume_mount: "run",
-  init_container: "run",
-  invalid_image: "run",
-  active_deadline: "run",
-};
+export const DEFAULT_FAILURE_PHASE = FAILURE_PHASE_OF;
 
 /**
  * Histogram buckets (seconds) for tasks that last from seconds to the
