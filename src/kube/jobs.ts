@@ -7,10 +7,10 @@ import {
   PatchStrategy,
   setHeaderOptions,
   type V1Job,
-  type V1OwnerReference,
   type V1Secret,
 } from "@kubernetes/client-node";
 import { EXECUTION_HASH_LABEL, PREFLIGHT_LABEL, REPORTED_OUTCOME_ANNOTATION, WORKER_HASH_LABEL } from "../core/naming.ts";
+import { withOwner } from "../core/job-spec.ts";
 import { type KubeClient, KubeApiError, toKubeApiError } from "./client.ts";
 
 export type PropagationPolicy = "Background" | "Foreground" | "Orphan";
@@ -94,7 +94,7 @@ export class TaskJobs {
     try {
       const uid = created.metadata?.uid;
       if (!uid) throw new Error(`createTaskJob: Job ${name} has no uid`);
-      const owned = withJobOwner(secret, name, uid, ns);
+      const owned = withOwner(secret, { name, uid });
       const secretName = owned.metadata?.name ?? "";
       try {
         result.secret = await this.core.createNamespacedSecret({ namespace: ns, body: owned });
@@ -222,16 +222,4 @@ export function readReportedOutcome(job: V1Job): ReportedOutcome | string | unde
     // not JSON: a plain value
   }
   return raw;
-}
-
-/** The Secret with an ownerReference to the Job (replacing any earlier reference to a Job of that name). */
-export function withJobOwner(secret: V1Secret, jobName: string, jobUid: string, namespace: string): V1Secret {
-  const ref: V1OwnerReference = { apiVersion: "batch/v1", kind: "Job", name: jobName, uid: jobUid };
-  const others = (secret.metadata?.ownerReferences ?? []).filter((r) => !(r.kind === "Job" && r.name === jobName));
-  return {
-    ...secret,
-    apiVersion: secret.apiVersion ?? "v1",
-    kind: secret.kind ?? "Secret",
-    metadata: { ...secret.metadata, namespace: secret.metadata?.namespace ?? namespace, ownerReferences: [...others, ref] },
-  };
 }
