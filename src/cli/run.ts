@@ -2,7 +2,7 @@
 // loading live here; the worker itself starts at the seam `startWorker` below.
 import type { WorkerConfig } from "../core/types.ts";
 import { DEFAULT_HEALTH_ADDR, parseListenAddress } from "../telemetry/health.ts";
-import { LOG_FORMATS, type LogFormat } from "../telemetry/log.ts";
+import type { LogFormat } from "../telemetry/log.ts";
 import { CONFIG_FLAGS, type FlagSpec } from "./args.ts";
 import { preflightGate } from "../preflight/gate.ts";
 import { runWorker } from "../worker/worker.ts";
@@ -14,9 +14,10 @@ export const LOG_FORMAT_FLAG: FlagSpec = {
   name: "log-format",
   kind: "string",
   placeholder: "FORMAT",
-  description: "Log line format; auto is pretty on a terminal, else json",
-  choices: LOG_FORMATS,
-  default: "auto",
+  description: "Log line format",
+  // Without the flag the format follows stdout: pretty on a terminal, else json.
+  choices: ["pretty", "json"],
+  default: "json, or pretty when stdout is a terminal",
 };
 
 export interface RunOptions {
