@@ -3,229 +3,46 @@
 // worker uses, and the worker config file built from values.
 //
 // Everything here renders offline with scripts/helm (helm v3.22.0 built from
-// the Go module proxy on first use, then cached). The sandbox tests (server-side
-// dry run of the rendered sets, the Role's sufficiency and minimality) belong
-// in this file as further describe blocks built on renderSeedInstall,
-// renderAllValues and Rendered.objects.
+// the Go module proxy on first use, then cached) through the shared render
+// helpers in test/support/helm.ts. The sandbox tests of the rendered sets
+// (server-side dry run, the Role's sufficiency and minimality, the pod
+// template reaching a task pod) are in test/e2e/chart-sandbox.test.ts.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import path from "node:path";
-import { parse, parseAllDocuments, stringify } from "yaml";
+import { parse } from "yaml";
+import {
+  allValuesFile,
+  chartDir,
+  type ConfigMap,
+  ensureHelm,
+  helm,
+  NAMESPACE,
+  type PodMonitor,
+  RELEASE,
+  type Rendered,
+  render,
+  renderAllValues,
+  renderFails,
+  renderSeedInstall,
+  repoRoot,
+  type Role,
+  type RoleBinding,
+  type Secret,
+  SEED_SET,
+  type Service,
+  valuesFile,
+} from "../support/helm.ts";
 
-const repoRoot = path.resolve(import.meta.dir, "../..");
-const chartDir = path.join(repoRoot, "charts/oz-agent-worker");
-const helmScript = path.join(repoRoot, "scripts/helm");
-const allValuesFile = path.join(repoRoot, "test/fixtures/chart/all-values.yaml");
-
-/** The product page's install command. */
-const RELEASE = "oz-agent-worker";
-const NAMESPACE = "warp-oz";
-const SEED_SET = ["--set", "worker.workerId=oz-k8s-worker", "--set", "image.tag=0.1.0"];
-
-/** Exactly the permissions the worker uses (the product page's list). */
+/** Exactly the permissions the worker uses: the product page's list plus jobs patch and secrets create/get (REQUIRED_PERMISSIONS in src/preflight/permissions.ts). */
 const EXPECTED_RULES = [
-  { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "get", "list", "watch", "delete"] },
+  { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "get", "list", "watch", "patch", "delete"] },
   { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
   { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
   { apiGroups: [""], resources: ["events"], verbs: ["list"] },
+  { apiGroups: [""], resources: ["secrets"], verbs: ["create", "get"] },
 ];
-
-// ---------------------------------------------------------------------------
-// helm
-
-interface HelmResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-let helmHome = "";
-
-/** Runs scripts/helm with an isolated helm home (no user repos or plugins). */
-async function helm(...args: string[]): Promise<HelmResult> {
-  const proc = Bun.spawn([helmScript, ...args], {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      HELM_CACHE_HOME: path.join(helmHome, "cache"),
-      HELM_CONFIG_HOME: path.join(helmHome, "config"),
-      HELM_DATA_HOME: path.join(helmHome, "data"),
-    },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  return { code, stdout, stderr };
-}
-
-interface Metadata {
-  name: string;
-  namespace?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-}
-
-interface K8sObject {
-  apiVersion: string;
-  kind: string;
-  metadata: Metadata;
-}
-
-interface EnvVar {
-  name: string;
-  value?: string;
-  valueFrom?: Record<string, unknown>;
-}
-
-interface Container {
-  name: string;
-  image: string;
-  imagePullPolicy: string;
-  args: string[];
-  env: EnvVar[];
-  ports?: { name: string; containerPort: number; protocol: string }[];
-  livenessProbe?: Record<string, unknown>;
-  resources?: Record<string, unknown>;
-  securityContext: Record<string, unknown>;
-  volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
-}
-
-interface Deployment extends K8sObject {
-  spec: {
-    replicas: number;
-    strategy: { type: string };
-    selector: { matchLabels: Record<string, string> };
-    template: {
-      metadata: Metadata;
-      spec: {
-        serviceAccountName: string;
-        imagePullSecrets?: { name: string }[];
-        securityContext: Record<string, unknown>;
-        containers: Container[];
-        volumes: Record<string, unknown>[];
-        nodeSelector?: Record<string, string>;
-        tolerations?: Record<string, unknown>[];
-        affinity?: Record<string, unknown>;
-      };
-    };
-  };
-}
-
-interface Role extends K8sObject {
-  rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
-}
-
-interface RoleBinding extends K8sObject {
-  roleRef: { apiGroup: string; kind: string; name: string };
-  subjects: { kind: string; name: string; namespace: string }[];
-}
-
-interface ConfigMap extends K8sObject {
-  data: Record<string, string>;
-}
-
-interface Secret extends K8sObject {
-  type: string;
-  data: Record<string, string>;
-}
-
-interface Service extends K8sObject {
-  spec: {
-    selector: Record<string, string>;
-    ports: { name: string; port: number; targetPort: string | number; protocol: string }[];
-  };
-}
-
-interface PodMonitor extends K8sObject {
-  spec: {
-    selector: { matchLabels: Record<string, string> };
-    namespaceSelector: { matchNames: string[] };
-    podMetricsEndpoints: { port: string; path: string; interval?: string }[];
-  };
-}
-
-class Rendered {
-  constructor(readonly objects: K8sObject[]) {}
-
-  kinds(): string[] {
-    return this.objects.map((o) => o.kind).sort();
-  }
-
-  all(kind: string): K8sObject[] {
-    return this.objects.filter((o) => o.kind === kind);
-  }
-
-  one<T extends K8sObject>(kind: string): T {
-    const found = this.all(kind);
-    if (found.length !== 1) throw new Error(`expected one ${kind}, rendered ${found.length}`);
-    return found[0] as T;
-  }
-
-  deployment(): Deployment {
-    return this.one<Deployment>("Deployment");
-  }
-
-  container(): Container {
-    const containers = this.deployment().spec.template.spec.containers;
-    expect(containers).toHaveLength(1);
-    return containers[0] as Container;
-  }
-
-  env(name: string): EnvVar | undefined {
-    return this.container().env.find((e) => e.name === name);
-  }
-
-  /** The worker config file, parsed. */
-  config(): Record<string, unknown> {
-    const text = this.one<ConfigMap>("ConfigMap").data["config.yaml"];
-    if (text === undefined) throw new Error("ConfigMap has no config.yaml");
-    return parse(text) as Record<string, unknown>;
-  }
-
-  kubernetesConfig(): Record<string, unknown> {
-    return (this.config().backend as { kubernetes: Record<string, unknown> }).kubernetes;
-  }
-
-  checksum(): string | undefined {
-    return this.deployment().spec.template.metadata.annotations?.["checksum/config"];
-  }
-}
-
-/** `helm template`; fails the test with helm's stderr if rendering fails. */
-async function render(...args: string[]): Promise<Rendered> {
-  const res = await helm("template", RELEASE, chartDir, "--namespace", NAMESPACE, ...args);
-  if (res.code !== 0) throw new Error(`helm template ${args.join(" ")} failed:\n${res.stderr}`);
-  const objects: K8sObject[] = [];
-  for (const doc of parseAllDocuments(res.stdout)) {
-    if (doc.errors.length > 0) throw new Error(`rendered YAML does not parse: ${doc.errors[0]?.message}`);
-    const obj = doc.toJS() as K8sObject | null;
-    if (obj) objects.push(obj);
-  }
-  return new Rendered(objects);
-}
-
-/** `helm template` that must fail; returns helm's stderr. */
-async function renderFails(...args: string[]): Promise<string> {
-  const res = await helm("template", RELEASE, chartDir, "--namespace", NAMESPACE, ...args);
-  expect(res.code).not.toBe(0);
-  return res.stderr;
-}
-
-const renderSeedInstall = (...extra: string[]) => render(...SEED_SET, ...extra);
-const renderAllValues = (...extra: string[]) => render("--values", allValuesFile, ...extra);
-
-/** Writes a values file for one test. */
-function valuesFile(name: string, values: unknown): string {
-  const file = path.join(helmHome, `${name}.yaml`);
-  writeFileSync(file, stringify(values));
-  return file;
-}
 
 // ---------------------------------------------------------------------------
 // values.yaml, values.schema.json and the fixture
@@ -266,17 +83,8 @@ const allValues = parse(readFileSync(allValuesFile, "utf8")) as Values;
 
 // ---------------------------------------------------------------------------
 
-beforeAll(async () => {
-  helmHome = mkdtempSync(path.join(tmpdir(), "oz-chart-test-"));
-  // The first run builds helm from the Go module proxy (a few minutes).
-  const res = await helm("version", "--short");
-  if (res.code !== 0) throw new Error(`scripts/helm does not run:\n${res.stderr}`);
-  expect(res.stdout).toContain("v3.22.0");
-}, 30 * 60_000);
-
-afterAll(() => {
-  if (helmHome) rmSync(helmHome, { recursive: true, force: true });
-});
+// The first run builds helm from the Go module proxy (a few minutes).
+beforeAll(ensureHelm, 30 * 60_000);
 
 describe("chart: lint", () => {
   test("helm lint --strict passes for the product page's install", async () => {

@@ -80,17 +80,20 @@ schema checks types and enums; these cover what must be set by the user.
 
 {{/*
 The permissions the worker uses in the task namespace: the one place they are
-listed. Keep this list exact: preflight checks each of them, and the
-minimality tests remove each rule in turn.
-  jobs      create, get, list, watch, delete  task and preflight Jobs
-  pods      get, list, watch                  task pod status
-  pods/log  get                               logs of failed task pods
-  events    list                              FailedCreate / FailedMount
+listed in the chart. Keep this list exact and equal to REQUIRED_PERMISSIONS in
+src/preflight/permissions.ts (a unit test compares them): preflight checks
+each of them, and the minimality tests remove each rule in turn.
+  jobs      create, get, list, watch,  task and preflight Jobs; adoption;
+            patch, delete              the reported-outcome annotation
+  pods      get, list, watch           task pod status
+  pods/log  get                        logs of failed task pods
+  events    list                       FailedCreate / FailedMount
+  secrets   create, get                the per-task env Secret (owned by its Job)
 */}}
 {{- define "oz-agent-worker.rbacRules" -}}
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["create", "get", "list", "watch", "delete"]
+  verbs: ["create", "get", "list", "watch", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
@@ -100,6 +103,9 @@ minimality tests remove each rule in turn.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["list"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create", "get"]
 {{- end }}
 
 {{/*

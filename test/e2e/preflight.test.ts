@@ -1,0 +1,296 @@
+// `oz-worker preflight` against the sandbox's real control plane, through the compiled binary
+// (dist/oz-worker) when it exists, else the source with bun: a pass in an ordinary namespace
+// (and its wall time), Pod Security `restricted`, a Role without `delete` on jobs, an image
+// that cannot be pulled, the JSON output, exit codes 2 and 3, and Ctrl-C. After every run no
+// preflight Job (nor its pod) is left behind.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const ROOT = resolve(import.meta.dir, "../..");
+const SANDBOX = resolve(ROOT, "scripts/sandbox");
+const ADMIN_KUBECONFIG = resolve(ROOT, ".sandbox/kubeconfig");
+const BINARY = resolve(ROOT, "dist/oz-worker");
+/** The CLI: the compiled binary when built (scripts/test builds it), else the source. */
+const CLI = existsSync(BINARY) ? [BINARY] : [process.execPath, resolve(ROOT, "src/cli/main.ts")];
+
+const tmp = mkdtempSync(join(tmpdir(), "oz-preflight-e2e-"));
+const namespaces: string[] = [];
+let nsCounter = 0;
+
+function sandbox(args: string[], opts: { input?: string; timeoutMs?: number; check?: boolean } = {}): { code: number; stdout: string; stderr: string } {
+  const r = Bun.spawnSync([SANDBOX, ...args], {
+    cwd: ROOT,
+    stdin: opts.input !== undefined ? new TextEncoder().encode(opts.input) : "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    timeout: opts.timeoutMs ?? 60_000,
+  });
+  const out = { code: r.exitCode ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+  if ((opts.check ?? true) && out.code !== 0) throw new Error(`scripts/sandbox ${args.join(" ")} failed (${out.code}): ${out.stderr}`);
+  return out;
+}
+
+const kubectl = (...args: string[]) => sandbox(["kubectl", ...args]).stdout;
+
+async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await Bun.sleep(50);
+  }
+}
+
+function freshNamespace(prefix: string, labels: Record<string, string> = {}): string {
+  const name = `${prefix}-${Date.now().toString(36)}-${nsCounter++}`;
+  kubectl("create", "namespace", name);
+  namespaces.push(name);
+  if (Object.keys(labels).length > 0) kubectl("label", "namespace", name, "--overwrite", ...Object.entries(labels).map(([k, v]) => `${k}=${v}`));
+  return name;
+}
+
+/** A config file for the namespace; `extra` is YAML appended under backend.kubernetes. */
+function configFile(ns: string, opts: { kubeconfig?: string; extra?: string } = {}): string {
+  const file = join(tmp, `${ns}-${nsCounter++}.yaml`);
+  const lines = [
+    "worker_id: preflight-e2e",
+    "backend:",
+    "  kubernetes:",
+    `    kubeconfig: ${JSON.stringify(opts.kubeconfig ?? ADMIN_KUBECONFIG)}`,
+    `    namespace: ${ns}`,
+    ...(opts.extra ? opts.extra.split("\n").map((l) => `    ${l}`) : []),
+  ];
+  writeFileSync(file, `${lines.join("\n")}\n`);
+  return file;
+}
+
+interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+async function preflight(args: string[], timeoutMs = 60_000): Promise<CliRun> {
+  const t0 = performance.now();
+  const proc = Bun.spawn([...CLI, "preflight", ...args], { cwd: ROOT, stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(timer);
+  return { code, stdout, stderr, ms: performance.now() - t0 };
+}
+
+interface JsonCheck {
+  name: string;
+  status: string;
+  durationMs: number;
+  summary: string;
+  details?: string[];
+  fix?: string;
+}
+
+function parseJson(run: CliRun): JsonCheck[] {
+  return run.stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as JsonCheck);
+}
+
+function preflightObjects(ns: string, kind: "jobs" | "pods"): string[] {
+  return kubectl("get", kind, "-n", ns, "-l", "oz-preflight", "-o", "name").split("\n").filter(Boolean);
+}
+
+/** No preflight Job right after the CLI returned (it deletes before exiting), and its pods go soon after. */
+async function expectNothingLeft(ns: string): Promise<void> {
+  expect(preflightObjects(ns, "jobs")).toEqual([]);
+  await waitFor(`preflight pods in ${ns} to be gone`, () => (preflightObjects(ns, "pods").length === 0 ? true : undefined), 30_000);
+}
+
+beforeAll(async () => {
+  // Idempotent: returns at once when the sandbox is already healthy; builds it on first use.
+  sandbox(["up"], { timeoutMs: 60 * 60_000 });
+  // The kube client's first connection, JIT and so on: one run to warm up.
+  const ns = freshNamespace("pf-warm");
+  await preflight(["--config-file", configFile(ns)]);
+}, 60 * 60_000);
+
+afterAll(() => {
+  for (const ns of namespaces) sandbox(["kubectl", "delete", "namespace", ns, "--wait=false"], { check: false });
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("oz-worker preflight on the sandbox", () => {
+  test("passes in an ordinary namespace, well under 3 s on a warm sandbox", async () => {
+    const ns = freshNamespace("pf-ok");
+    const file = configFile(ns);
+    const times: number[] = [];
+    let last: CliRun | undefined;
+    for (let i = 0; i < 5; i++) {
+      last = await preflight(["--config-file", file]);
+      expect(last.code).toBe(0);
+      times.push(last.ms);
+    }
+    const lines = last!.stdout.trim().split("\n");
+    expect(lines.map((l) => l.split(/\s+/).slice(0, 3).join(" "))).toEqual([
+      "✓ PASS connection",
+      "✓ PASS permissions",
+      "✓ PASS dry-run",
+      "✓ PASS preflight-job",
+      "preflight passed in",
+    ]);
+    expect(lines[0]).toContain(`namespace "${ns}" exists`);
+    expect(lines[0]).toContain(`explicit file ${ADMIN_KUBECONFIG}`);
+    expect(lines[3]).toContain("was admitted and started");
+    const sorted = [...times].sort((a, b) => a - b);
+    const median = sorted[2]!;
+    console.log(`preflight wall time (process start to exit), 5 passing runs: ${times.map((t) => `${Math.round(t)} ms`).join(", ")}; median ${Math.round(median)} ms`);
+    expect(median).toBeLessThan(3_000);
+    await expectNothingLeft(ns);
+  });
+
+  test("--output json: one object per check and line, in order, with the documented fields", async () => {
+    const ns = freshNamespace("pf-json");
+    const run = await preflight(["--config-file", configFile(ns), "--output", "json"]);
+    expect(run.code).toBe(0);
+    const checks = parseJson(run);
+    expect(checks.map((c) => c.name)).toEqual(["connection", "permissions", "dry-run", "preflight-job"]);
+    for (const c of checks) {
+      expect(Object.keys(c).slice(0, 4)).toEqual(["name", "status", "durationMs", "summary"]);
+      for (const k of Object.keys(c)) expect(["name", "status", "durationMs", "summary", "details", "fix"]).toContain(k);
+      expect(c.status).toBe("pass");
+      expect(Number.isInteger(c.durationMs) && c.durationMs >= 0).toBe(true);
+      expect(typeof c.summary).toBe("string");
+      if (c.details) for (const d of c.details) expect(typeof d).toBe("string");
+    }
+    await expectNothingLeft(ns);
+  });
+
+  test("fails in a namespace enforcing Pod Security restricted: names it and the violated rule, suggests use_image_volumes or a policy change", async () => {
+    const ns = freshNamespace("pf-psa", { "pod-security.kubernetes.io/enforce": "restricted" });
+    const run = await preflight(["--config-file", configFile(ns)]);
+    expect(run.code).toBe(1);
+    const text = run.stdout;
+    const failLine = text.split("\n").find((l) => l.startsWith("✗ FAIL  preflight-job"));
+    expect(failLine).toContain(`Pod Security "restricted:latest" in namespace "${ns}" rejected the preflight pod`);
+    expect(failLine).toContain("runAsUser=0");
+    expect(text).toContain('FailedCreate: pods "oz-preflight-');
+    expect(text).toContain('violates PodSecurity "restricted:latest"');
+    expect(text).toContain('violated: runAsUser=0 (container "root-init-preflight" must not set runAsUser=0)');
+    expect(text).toContain("use_image_volumes: true");
+    expect(text).toContain(`kubectl label namespace ${ns} --overwrite pod-security.kubernetes.io/enforce=baseline`);
+    // The dry run of the task Job only warns (enforce applies to Pods); the warning is reported.
+    expect(text).toMatch(/✓ PASS {2}dry-run .*with 1 warning/);
+    expect(text).toContain('warning: would violate PodSecurity "restricted:latest"');
+    await expectNothingLeft(ns);
+  });
+
+  test("fails for a ServiceAccount whose Role lacks delete on jobs, listing exactly that; the Role snippet fixes it", async () => {
+    const ns = freshNamespace("pf-rbac");
+    const role = {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: { name: "worker", namespace: ns },
+      rules: [
+        { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "get", "list", "watch", "patch"] },
+        { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
+        { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
+        { apiGroups: [""], resources: ["events"], verbs: ["list"] },
+        { apiGroups: [""], resources: ["secrets"], verbs: ["create", "get"] },
+      ],
+    };
+    const binding = {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: "worker", namespace: ns },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "worker" },
+      subjects: [{ kind: "ServiceAccount", name: "worker", namespace: ns }],
+    };
+    sandbox(["kubectl", "apply", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: [role, binding] }) });
+    const kubeconfig = sandbox(["kubeconfig", "--namespace", ns, "--service-account", "worker"]).stdout.trim();
+    expect(existsSync(kubeconfig)).toBe(true);
+    const file = configFile(ns, { kubeconfig });
+
+    const run = await preflight(["--config-file", file, "--output", "json"]);
+    expect(run.code).toBe(1);
+    const checks = Object.fromEntries(parseJson(run).map((c) => [c.name, c]));
+    expect(checks.connection?.status).toBe("pass");
+    expect(checks.connection?.summary).toContain(`as system:serviceaccount:${ns}:worker`);
+    expect(checks.permissions?.status).toBe("fail");
+    expect(checks.permissions?.summary).toBe(`missing 1 of 13 permissions in namespace "${ns}": jobs delete (batch)`);
+    expect(checks.permissions?.details).toEqual(["missing: jobs delete (batch): needed to delete succeeded and cancelled task Jobs, and the preflight Job"]);
+    expect(checks["preflight-job"]).toMatchObject({ status: "skip", summary: "skipped: needs jobs delete (batch) (see permissions)" });
+    await expectNothingLeft(ns);
+
+    // The fix is ready to apply: after it, the same ServiceAccount passes (events listed: the Role grants no watch on them).
+    const fix = checks.permissions!.fix!;
+    const snippet = fix.slice(fix.indexOf("\n") + 1);
+    sandbox(["kubectl", "apply", "-f", "-"], { input: snippet });
+    const again = await preflight(["--config-file", file, "--output", "json"]);
+    expect(parseJson(again).map((c) => `${c.name} ${c.status}`)).toEqual(["connection pass", "permissions pass", "dry-run pass", "preflight-job pass"]);
+    expect(again.code).toBe(0);
+    await expectNothingLeft(ns);
+  });
+
+  test("fails with preflight_image x:pull-error as an image pull problem", async () => {
+    const ns = freshNamespace("pf-pull");
+    const run = await preflight(["--config-file", configFile(ns, { extra: "preflight_image: x:pull-error" }), "--output", "json"]);
+    expect(run.code).toBe(1);
+    const job = parseJson(run).find((c) => c.name === "preflight-job")!;
+    expect(job.status).toBe("fail");
+    expect(job.summary).toMatch(/^cannot pull the preflight image "x:pull-error" \((ErrImagePull|ImagePullBackOff)\)$/);
+    expect(job.details?.[0]).toContain('init container "root-init-preflight" of pod oz-preflight-');
+    expect(job.fix).toContain("preflight_image");
+    expect(job.fix).toContain("imagePullSecrets");
+    await expectNothingLeft(ns);
+  });
+
+  test("Ctrl-C while the preflight Job waits: exit 130 and the Job is deleted", async () => {
+    const ns = freshNamespace("pf-int");
+    // No scheduler picks the pod up, so the check waits (up to --timeout) for its start.
+    const file = configFile(ns, { extra: "pod_template:\n  schedulerName: no-such-scheduler" });
+    const proc = Bun.spawn([...CLI, "preflight", "--config-file", file, "--timeout", "60s"], {
+      cwd: ROOT,
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    const out = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+    try {
+      await waitFor("the preflight Job", () => (preflightObjects(ns, "jobs").length > 0 ? true : undefined), 20_000);
+      const t0 = performance.now();
+      proc.kill("SIGINT");
+      const code = await Promise.race([proc.exited, Bun.sleep(15_000).then(() => "still running")]);
+      expect(code).toBe(130);
+      expect(performance.now() - t0).toBeLessThan(5_000);
+    } finally {
+      if (proc.exitCode === null) proc.kill("SIGKILL");
+    }
+    const [stdout, stderr] = await out;
+    expect(stdout).toMatch(/✗ FAIL {2}preflight-job .*interrupted; the preflight Job oz-preflight-\S+ was deleted/);
+    expect(stderr).toContain("interrupted");
+    await expectNothingLeft(ns);
+  });
+
+  test("exit 3 when the API server is unreachable, exit 2 for a missing kubeconfig or bad usage", async () => {
+    const ns = "pf-unreachable";
+    const broken = join(tmp, "unreachable.kubeconfig");
+    const admin = readFileSync(ADMIN_KUBECONFIG, "utf8");
+    writeFileSync(broken, admin.replace(/server: https:\/\/127\.0\.0\.1:\d+/, "server: https://127.0.0.1:1"));
+    const run = await preflight(["--config-file", configFile(ns, { kubeconfig: broken }), "--output", "json"]);
+    expect(run.code).toBe(3);
+    const checks = parseJson(run);
+    expect(checks.map((c) => c.status)).toEqual(["fail", "skip", "skip", "skip"]);
+    expect(checks[0]?.summary).toContain("https://127.0.0.1:1");
+
+    const missing = await preflight(["--config-file", configFile(ns, { kubeconfig: join(tmp, "no-such.kubeconfig") }), "--output", "json"]);
+    expect(missing.code).toBe(2);
+    expect(parseJson(missing)[0]).toMatchObject({ name: "connection", status: "fail", summary: expect.stringContaining("no-such.kubeconfig") });
+
+    const usage = await preflight(["--config-file", configFile("default"), "--timeout", "soon"]);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain("--timeout");
+  });
+});
