@@ -1,0 +1,279 @@
+// Test helpers for the sandbox cluster (scripts/sandbox, docs/sandbox.md):
+// a real Kubernetes control plane with simulated nodes on 127.0.0.1.
+//
+//   const kubeconfig = await ensureSandbox();          // reuse or start it
+//   const ns = await freshNamespace("jobs");            // in beforeAll
+//   await kubectl("-n", ns.name, "create", "job", "j", "--image=busybox:1.36");
+//   await waitFor(async () => jobCondition(...), { what: "job j Complete" });
+//   await ns.cleanup();                                 // in afterAll
+//
+// Waits poll a condition with a deadline; nothing sleeps in place of one.
+
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
+import { parse } from "yaml";
+
+export const REPO_ROOT = resolve(import.meta.dir, "../..");
+export const SANDBOX_SCRIPT = resolve(REPO_ROOT, "scripts/sandbox");
+/** The admin (cluster-admin) kubeconfig that `scripts/sandbox up` writes (SANDBOX_DIR moves it). */
+export const ADMIN_KUBECONFIG = resolve(process.env.SANDBOX_DIR ?? resolve(REPO_ROOT, ".sandbox"), "kubeconfig");
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A command that exited non-zero (or timed out). */
+export class CommandError extends Error {
+  constructor(
+    readonly argv: string[],
+    readonly result: RunResult,
+  ) {
+    super(`${argv.join(" ")} exited ${result.code}: ${result.stderr.trim() || result.stdout.trim()}`);
+    this.name = "CommandError";
+  }
+}
+
+/** Runs a command; never throws for a non-zero exit (see `code`). */
+export async function run(
+  argv: string[],
+  options: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<RunResult> {
+  const proc = Bun.spawn(argv, {
+    cwd: REPO_ROOT,
+    stdin: options.input === undefined ? "ignore" : new TextEncoder().encode(options.input),
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, ...options.env },
+  });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), options.timeoutMs ?? 120_000);
+  try {
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
+    return { code, stdout, stderr };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+let sandboxUp: Promise<string> | undefined;
+
+/**
+ * Reuses the running sandbox or starts one (`scripts/sandbox up`, which builds
+ * the components on first use: that can take many minutes once). Returns the
+ * admin kubeconfig path. Memoised per process.
+ */
+export function ensureSandbox(): Promise<string> {
+  sandboxUp ??= (async () => {
+    const argv = [SANDBOX_SCRIPT, "up"];
+    const result = await run(argv, { timeoutMs: 60 * 60_000 });
+    if (result.code !== 0) {
+      sandboxUp = undefined;
+      throw new CommandError(argv, result);
+    }
+    const lines = result.stdout.trim().split("\n");
+    return lines[lines.length - 1] ?? ADMIN_KUBECONFIG;
+  })();
+  return sandboxUp;
+}
+
+/** Runs the sandbox's kubectl as cluster-admin and returns stdout; throws on failure. */
+export async function kubectl(...args: string[]): Promise<string> {
+  const result = await kubectlResult(args);
+  if (result.code !== 0) throw new CommandError(["kubectl", ...args], result);
+  return result.stdout;
+}
+
+/** Like `kubectl`, but returns the whole result (exit code, stderr) instead of throwing. */
+export function kubectlResult(args: string[], options: { input?: string; kubeconfig?: string } = {}): Promise<RunResult> {
+  // scripts/sandbox kubectl uses the admin kubeconfig unless --kubeconfig is given
+  const base = [SANDBOX_SCRIPT, "kubectl", ...(options.kubeconfig ? ["--kubeconfig", options.kubeconfig] : [])];
+  return run([...base, ...args], { ...(options.input === undefined ? {} : { input: options.input }), timeoutMs: 60_000 });
+}
+
+/** `kubectl apply -f -` of objects (as JSON); returns stdout. */
+export async function kubectlApply(objects: object | object[], ...args: string[]): Promise<string> {
+  const items = Array.isArray(objects) ? objects : [objects];
+  const body = JSON.stringify({ apiVersion: "v1", kind: "List", items });
+  const result = await kubectlResult(["apply", "-f", "-", ...args], { input: body });
+  if (result.code !== 0) throw new CommandError(["kubectl", "apply", ...args], result);
+  return result.stdout;
+}
+
+/** `kubectl get ... -o json`, parsed; undefined when the object does not exist. */
+export async function getJson(...args: string[]): Promise<any | undefined> {
+  const result = await kubectlResult(["get", ...args, "-o", "json"]);
+  if (result.code !== 0) {
+    if (/NotFound|not found/.test(result.stderr)) return undefined;
+    throw new CommandError(["kubectl", "get", ...args], result);
+  }
+  return JSON.parse(result.stdout);
+}
+
+/**
+ * The admin KubeConfig for @kubernetes/client-node (call ensureSandbox first).
+ * Note: under Bun, client-node 2.0.1's generated API clients do not pass the
+ * cluster CA to their undici dispatcher and fail TLS ("unable to verify the
+ * first certificate"); use apiFetch/watchPath here, or src/kube's client.
+ */
+export function adminKubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(ADMIN_KUBECONFIG);
+  return kc;
+}
+
+interface AdminTls {
+  server: string;
+  tls: { ca: string; cert: string; key: string };
+}
+let adminTls: { path: string; value: AdminTls } | undefined;
+
+function readAdminTls(): AdminTls {
+  if (adminTls?.path === ADMIN_KUBECONFIG) return adminTls.value;
+  const doc = parse(readFileSync(ADMIN_KUBECONFIG, "utf8"));
+  const b64 = (s: string) => Buffer.from(s, "base64").toString("utf8");
+  const value = {
+    server: doc.clusters[0].cluster.server as string,
+    tls: {
+      ca: b64(doc.clusters[0].cluster["certificate-authority-data"]),
+      cert: b64(doc.users[0].user["client-certificate-data"]),
+      key: b64(doc.users[0].user["client-key-data"]),
+    },
+  };
+  adminTls = { path: ADMIN_KUBECONFIG, value };
+  return value;
+}
+
+/** fetch() against the sandbox apiserver as cluster-admin; `path` like "/api/v1/namespaces". */
+export function apiFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  const { server, tls } = readAdminTls();
+  const headers = new Headers(init.headers);
+  if (init.body !== undefined && !headers.has("content-type")) headers.set("content-type", "application/json");
+  return fetch(server + path, { ...init, headers, tls } as RequestInit);
+}
+
+/**
+ * Watches a collection (e.g. "/api/v1/namespaces/ns/pods") as cluster-admin
+ * and calls `onEvent` for each event. Resolves once the watch is established,
+ * so objects created afterwards are all seen. Call `stop()` when done.
+ */
+export async function watchPath(
+  path: string,
+  onEvent: (type: string, object: any) => void,
+): Promise<{ stop(): void }> {
+  const controller = new AbortController();
+  const sep = path.includes("?") ? "&" : "?";
+  const res = await apiFetch(`${path}${sep}watch=true`, { signal: controller.signal });
+  if (!res.ok || !res.body) throw new Error(`watch ${path}: HTTP ${res.status} ${await res.text()}`);
+  const body = res.body;
+  void (async () => {
+    const decoder = new TextDecoder();
+    let buffer = "";
+    try {
+      for await (const chunk of body) {
+        buffer += decoder.decode(chunk, { stream: true });
+        for (let nl = buffer.indexOf("\n"); nl >= 0; nl = buffer.indexOf("\n")) {
+          const line = buffer.slice(0, nl).trim();
+          buffer = buffer.slice(nl + 1);
+          if (line) {
+            const event = JSON.parse(line);
+            onEvent(event.type, event.object);
+          }
+        }
+      }
+    } catch {
+      // aborted by stop()
+    }
+  })();
+  return { stop: () => controller.abort() };
+}
+
+/**
+ * A kubeconfig that authenticates as ServiceAccount `serviceAccount` in
+ * `namespace` (created if needed) with a token: it has exactly the
+ * permissions that Roles grant it. Returns the file's path.
+ */
+export async function serviceAccountKubeconfig(namespace: string, serviceAccount: string): Promise<string> {
+  const argv = [SANDBOX_SCRIPT, "kubeconfig", "--namespace", namespace, "--service-account", serviceAccount];
+  const result = await run(argv);
+  if (result.code !== 0) throw new CommandError(argv, result);
+  return result.stdout.trim().split("\n").pop() ?? "";
+}
+
+export interface Namespace {
+  name: string;
+  /** Deletes the namespace (and everything in it); waits until it is gone when `wait` is set. */
+  cleanup(options?: { wait?: boolean }): Promise<void>;
+}
+
+/**
+ * Creates a namespace named `<prefix>-<random>` (with optional labels), for
+ * one test file. Call `cleanup()` in afterAll.
+ */
+export async function freshNamespace(prefix: string, labels: Record<string, string> = {}): Promise<Namespace> {
+  await ensureSandbox();
+  const suffix = Math.random().toString(36).slice(2, 8);
+  const name = `${prefix.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 40)}-${suffix}`;
+  await kubectlApply({ apiVersion: "v1", kind: "Namespace", metadata: { name, labels } });
+  await waitFor(async () => (await getJson("serviceaccount", "default", "-n", name)) !== undefined, {
+    what: `the default ServiceAccount of namespace ${name}`,
+    timeoutMs: 30_000,
+  });
+  return {
+    name,
+    async cleanup(options = {}) {
+      await kubectlResult(["delete", "namespace", name, "--wait=false", "--ignore-not-found"]);
+      if (options.wait) {
+        await waitFor(async () => (await getJson("namespace", name)) === undefined, {
+          what: `namespace ${name} to be deleted`,
+          timeoutMs: 60_000,
+        });
+      }
+    },
+  };
+}
+
+export interface WaitForOptions {
+  /** Deadline (default 30 s). */
+  timeoutMs?: number;
+  /** Poll interval (default 200 ms). */
+  intervalMs?: number;
+  /** What is awaited, for the timeout message. */
+  what?: string;
+}
+
+/**
+ * Polls `fn` until it returns a value that is not false, null or undefined,
+ * and returns that value. Errors thrown by `fn` count as "not yet"; the last
+ * one is reported if the deadline passes.
+ */
+export async function waitFor<T>(
+  fn: () => T | Promise<T>,
+  options: WaitForOptions = {},
+): Promise<Exclude<T, false | null | undefined>> {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const deadline = performance.now() + timeoutMs;
+  let lastError: unknown;
+  let lastValue: unknown;
+  for (;;) {
+    try {
+      const value = await fn();
+      lastValue = value;
+      if (value !== false && value !== null && value !== undefined) {
+        return value as Exclude<T, false | null | undefined>;
+      }
+    } catch (error) {
+      lastError = error;
+    }
+    if (performance.now() >= deadline) {
+      const detail = lastError ? `; last error: ${String(lastError)}` : `; last value: ${JSON.stringify(lastValue)}`;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${options.what ?? "a condition"}${detail}`);
+    }
+    await Bun.sleep(options.intervalMs ?? 200);
+  }
+}
