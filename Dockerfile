@@ -6,9 +6,9 @@
 #   docker build -t oz-worker:0.1.0 .
 #   docker run --rm oz-worker:0.1.0 --help
 #
-# The runtime is debian-slim rather than distroless because the Helm chart's
-# default liveness probe (from the product page) is an exec of `kill -0 1`,
-# which needs a kill binary (procps) in the image.
+# The runtime is debian-slim with CA certificates; the Helm chart's probes
+# are httpGet probes of the worker's /healthz and /readyz, so the image needs
+# no tools of its own (a custom exec probe must bring what it runs).
 
 ARG BUILD_IMAGE=node:22-bookworm-slim
 ARG RUNTIME_IMAGE=debian:12-slim
@@ -24,13 +24,24 @@ ENV CI=1 \
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci
 COPY . .
-# scripts/build writes dist/oz-worker. Check that the binary is self-contained:
-# it runs from a directory holding nothing else, with an empty environment.
-RUN scripts/build \
+# The commit `oz-worker --version` reports. The context has no .git (see
+# .dockerignore), so pass it in, e.g.
+#   docker build --build-arg OZ_WORKER_COMMIT="$(git rev-parse --short=12 HEAD)" .
+# Empty: scripts/build embeds "dev". (For another architecture, build with
+# --platform: this stage then runs on it, so the binary it compiles and
+# checks is native; scripts/build's BUN_TARGET is not needed.)
+ARG OZ_WORKER_COMMIT=""
+# scripts/build writes dist/oz-worker (and dist/oz-worker.map, which is not
+# shipped). Check that the binary is self-contained, as test/e2e/binary.test.ts
+# does: from a directory holding nothing else, with an empty environment, it
+# prints its help and validates a config file.
+RUN OZ_WORKER_COMMIT="${OZ_WORKER_COMMIT}" scripts/build \
  && probe="$(mktemp -d)" \
  && cp dist/oz-worker "$probe/" \
- && (cd "$probe" && env -i ./oz-worker --help >/dev/null) \
- && rm -rf "$probe"
+ && printf 'worker_id: image-check\nbackend:\n  kubernetes:\n    namespace: oz-tasks\n' >"$probe.yaml" \
+ && (cd "$probe" && env -i ./oz-worker --help >/dev/null \
+      && env -i ./oz-worker validate-config --config-file "$probe.yaml" >/dev/null) \
+ && rm -rf "$probe" "$probe.yaml"
 
 FROM ${RUNTIME_IMAGE} AS runtime
 ARG VERSION=0.1.0
@@ -38,10 +49,10 @@ LABEL org.opencontainers.image.title="oz-worker" \
       org.opencontainers.image.description="Self-hosted Oz worker: runs cloud agent tasks as Kubernetes Jobs" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
-# ca-certificates: TLS to Oz and the API server. procps: /bin/kill for the
-# chart's exec liveness probe. User and group 10001, as the chart runs it.
+# ca-certificates: TLS to Oz and the API server. User and group 10001, as the
+# chart runs it.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates procps \
+ && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 oz \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \

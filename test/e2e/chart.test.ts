@@ -151,9 +151,10 @@ describe("chart: the product page's values", () => {
     if (expected !== undefined) expect(value).toEqual(expected);
   });
 
-  test("the default liveness probe is an exec of kill -0 1", () => {
-    const probe = lookup(defaults, "worker.livenessProbe").value as { exec: { command: string[] } };
-    expect(probe.exec.command).toEqual(["kill", "-0", "1"]);
+  test("the default probes are httpGet /healthz and /readyz on the health port 8081", () => {
+    expect(lookup(defaults, "worker.healthPort").value).toBe(8081);
+    expect(lookup(defaults, "worker.livenessProbe").value).toMatchObject({ httpGet: { path: "/healthz", port: "health" } });
+    expect(lookup(defaults, "worker.readinessProbe").value).toMatchObject({ httpGet: { path: "/readyz", port: "health" } });
   });
 
   test("values.yaml and values.schema.json declare the same values", () => {
@@ -214,10 +215,23 @@ describe("chart: helm template of the product page's install command", () => {
     });
     expect(c.image).toBe("oz-worker:0.1.0");
     expect(c.imagePullPolicy).toBe("IfNotPresent");
-    expect(c.args).toEqual(["run", "--config-file", "/etc/oz-worker/config.yaml", "--log-level", "info"]);
+    expect(c.args).toEqual(["run", "--config-file", "/etc/oz-worker/config.yaml", "--health-addr", "0.0.0.0:8081", "--log-level", "info"]);
     expect(c.resources).toEqual({ requests: { cpu: "100m", memory: "128Mi" } });
-    expect(c.livenessProbe?.exec).toEqual({ command: ["kill", "-0", "1"] });
-    expect(c.ports).toBeUndefined();
+    // The health endpoints, on all interfaces of the pod, probed by httpGet.
+    expect(c.ports).toEqual([{ name: "health", containerPort: 8081, protocol: "TCP" }]);
+    expect(c.livenessProbe).toEqual({
+      httpGet: { path: "/healthz", port: "health" },
+      initialDelaySeconds: 10,
+      periodSeconds: 30,
+      timeoutSeconds: 5,
+      failureThreshold: 3,
+    });
+    expect(c.readinessProbe).toEqual({
+      httpGet: { path: "/readyz", port: "health" },
+      periodSeconds: 10,
+      timeoutSeconds: 5,
+      failureThreshold: 3,
+    });
     // d.spec.selector must select the pod template.
     expect(d.spec.template.metadata.labels).toMatchObject(d.spec.selector.matchLabels);
   });
@@ -410,9 +424,21 @@ describe("chart: helm template with every value set", () => {
     expect(c.imagePullPolicy).toBe("Always");
     expect(c.args.slice(-2)).toEqual(["--log-level", "debug"]);
     expect(c.resources).toEqual(w.resources as Record<string, unknown>);
-    // A probe with its own handler replaces the default exec one.
-    expect(c.livenessProbe).toMatchObject({ tcpSocket: { port: "metrics" }, periodSeconds: 20 });
-    expect(c.livenessProbe?.exec).toBeUndefined();
+    // A probe with its own handler replaces the default httpGet one; the rest is merged.
+    expect(c.livenessProbe).toEqual({
+      tcpSocket: { port: "health" },
+      initialDelaySeconds: 5,
+      periodSeconds: 20,
+      timeoutSeconds: 5,
+      failureThreshold: 3,
+    });
+    expect(c.readinessProbe).toEqual({
+      httpGet: { path: "/readyz", port: "health", httpHeaders: [{ name: "X-Probe", value: "readiness" }] },
+      periodSeconds: 5,
+      timeoutSeconds: 5,
+      failureThreshold: 2,
+    });
+    expect(c.args).toContain("0.0.0.0:9081");
     expect(c.env.map((e) => e.name)).toEqual([
       "WARP_API_KEY",
       "OTEL_METRICS_EXPORTER",
@@ -446,7 +472,10 @@ describe("chart: helm template with every value set", () => {
     });
     expect(svc.spec.selector).toEqual(selector);
     expect(svc.spec.ports).toEqual([{ name: "metrics", port: 9100, targetPort: "metrics", protocol: "TCP" }]);
-    expect(r.container().ports).toEqual([{ name: "metrics", containerPort: 9100, protocol: "TCP" }]);
+    expect(r.container().ports).toEqual([
+      { name: "health", containerPort: 9081, protocol: "TCP" },
+      { name: "metrics", containerPort: 9100, protocol: "TCP" },
+    ]);
     const pm = r.one<PodMonitor>("PodMonitor");
     expect(pm.apiVersion).toBe("monitoring.coreos.com/v1");
     expect(pm.metadata.labels?.release).toBe("kube-prometheus-stack");
@@ -530,7 +559,10 @@ describe("chart: metrics and probe values", () => {
     expect(r.env("OTEL_METRICS_EXPORTER")?.value).toBe("prometheus");
     expect(r.env("OTEL_EXPORTER_PROMETHEUS_HOST")?.value).toBe("0.0.0.0");
     expect(r.env("OTEL_EXPORTER_PROMETHEUS_PORT")?.value).toBe("9464");
-    expect(r.container().ports).toEqual([{ name: "metrics", containerPort: 9464, protocol: "TCP" }]);
+    expect(r.container().ports).toEqual([
+      { name: "health", containerPort: 8081, protocol: "TCP" },
+      { name: "metrics", containerPort: 9464, protocol: "TCP" },
+    ]);
     const svc = r.one<Service>("Service");
     expect(svc.metadata.annotations).toMatchObject({ "prometheus.io/scrape": "true", "prometheus.io/port": "9464" });
     expect(svc.spec.ports[0]?.port).toBe(9464);
@@ -550,7 +582,7 @@ describe("chart: metrics and probe values", () => {
     expect(r.env("OTEL_EXPORTER_OTLP_ENDPOINT")?.value).toBe("http://otel-collector:4318");
     expect(r.env("OTEL_EXPORTER_PROMETHEUS_PORT")).toBeUndefined();
     expect(r.all("Service")).toEqual([]);
-    expect(r.container().ports).toBeUndefined();
+    expect(r.container().ports).toEqual([{ name: "health", containerPort: 8081, protocol: "TCP" }]);
   });
 
   test("an env var set in worker.extraEnv replaces the chart's own", async () => {
@@ -563,15 +595,58 @@ describe("chart: metrics and probe values", () => {
     ]);
   });
 
-  test("worker.livenessProbe=null disables the probe", async () => {
-    const r = await renderSeedInstall("--set", "worker.livenessProbe=null");
-    expect(r.container().livenessProbe).toBeUndefined();
+  test.each(["livenessProbe", "readinessProbe"])("worker.%s=null disables the probe, the other stays", async (name) => {
+    const r = await renderSeedInstall("--set", `worker.${name}=null`);
+    const c = r.container() as unknown as Record<string, unknown>;
+    expect(c[name]).toBeUndefined();
+    const other = name === "livenessProbe" ? "readinessProbe" : "livenessProbe";
+    expect(c[other]).toMatchObject({ httpGet: { port: "health" } });
   });
 
-  test("an httpGet probe replaces the default exec probe", async () => {
-    const file = valuesFile("probe", { worker: { livenessProbe: { httpGet: { path: "/healthz", port: 8081 } } } });
+  test("an exec probe replaces the default httpGet probe", async () => {
+    const file = valuesFile("probe", { worker: { livenessProbe: { exec: { command: ["sh", "-c", "kill -0 1"] } } } });
     const r = await renderSeedInstall("--values", file);
-    expect(r.container().livenessProbe).toMatchObject({ httpGet: { path: "/healthz", port: 8081 } });
-    expect(r.container().livenessProbe?.exec).toBeUndefined();
+    expect(r.container().livenessProbe).toEqual({
+      exec: { command: ["sh", "-c", "kill -0 1"] },
+      initialDelaySeconds: 10,
+      periodSeconds: 30,
+      timeoutSeconds: 5,
+      failureThreshold: 3,
+    });
+  });
+
+  test("an httpGet override is merged into the default one", async () => {
+    const r = await renderSeedInstall("--set", "worker.readinessProbe.httpGet.port=8081", "--set", "worker.readinessProbe.periodSeconds=3");
+    expect(r.container().readinessProbe).toEqual({
+      httpGet: { path: "/readyz", port: 8081 },
+      periodSeconds: 3,
+      timeoutSeconds: 5,
+      failureThreshold: 3,
+    });
+  });
+
+  test("worker.healthPort moves the listen address, the container port and so the probes", async () => {
+    const r = await renderSeedInstall("--set", "worker.healthPort=9000");
+    const c = r.container();
+    expect(c.args).toContain("0.0.0.0:9000");
+    expect(c.ports).toEqual([{ name: "health", containerPort: 9000, protocol: "TCP" }]);
+    expect(c.livenessProbe?.httpGet).toEqual({ path: "/healthz", port: "health" });
+  });
+
+  test("worker.healthPort must differ from the Prometheus port", async () => {
+    const stderr = await renderFails(...SEED_SET, "--set", "metrics.enabled=true", "--set", "metrics.port=8081");
+    expect(stderr).toContain("metrics.port and worker.healthPort are both 8081");
+    // Without the Prometheus endpoint the port is free to share.
+    await renderSeedInstall("--set", "metrics.port=8081");
+  });
+
+  test.each([
+    ["worker.healthPort", "0", "/worker/healthPort", "minimum"],
+    ["worker.healthPort", "http", "/worker/healthPort", "want integer"],
+    ["worker.readinessProbe", "yes", "/worker/readinessProbe", "want null or object"],
+  ])("%s=%s fails the schema", async (key, value, at, message) => {
+    const stderr = await renderFails(...SEED_SET, "--set", `${key}=${value}`);
+    expect(stderr).toContain(`at '${at}'`);
+    expect(stderr).toContain(message);
   });
 });
