@@ -1,0 +1,371 @@
+// scripts/bench: drives the dispatch server against the sandbox with a closed
+// loop of `x:sleep-S` tasks and prints the worker's figures in one table.
+// How each figure is measured: docs/bench.md.
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseFlags, usageText, UsageError, type FlagDefs } from "./lib/args.ts";
+import { auditCounts, auditPeakWatches, benchTable, computeBench, isWorkerSeries, resultJson, roleAllows, taskTiming } from "./lib/bench-report.ts";
+import { Cleanup } from "./lib/cleanup.ts";
+import { Dispatch, type TaskRecord } from "./lib/dispatch.ts";
+import { Kube, nowMs } from "./lib/kube.ts";
+import { ObserverThread } from "./lib/observer-thread.ts";
+import { clockTicksPerSecond, ProcessTreeSampler } from "./lib/procs.ts";
+import { counterIncrease, gaugeAboveBaseline, parsePromText, type Sample } from "./lib/prom.ts";
+import {
+  ADMIN_KUBECONFIG,
+  createWorkerNamespace,
+  deleteNamespace,
+  retargetKubeconfig,
+  sandboxRunning,
+  sandboxUp,
+  startDedicatedApiserver,
+  WORKER_RESOURCES,
+  WORKER_RULES,
+} from "./lib/sandbox.ts";
+import { summarize } from "./lib/stats.ts";
+import { colorWanted } from "./lib/table.ts";
+import { ensureWorkerBinary, spawnWorker, WORKER_BINARY, writeWorkerConfig } from "./lib/worker.ts";
+
+const FLAGS: FlagDefs = {
+  tasks: { kind: "int", help: "tasks to run (default 100)" },
+  concurrency: { kind: "int", placeholder: "C", help: "tasks in flight at once = the worker's max_concurrent_tasks (default 50)" },
+  "task-seconds": { kind: "int", placeholder: "S", help: "how long each task's container runs: image x:sleep-S (default 2)" },
+  "worker-cmd": { kind: "string", placeholder: "CMD", help: "worker to measure, run via sh -c (default: the compiled dist/oz-worker)" },
+  json: { kind: "string", placeholder: "FILE", help: "also write the figures as JSON to FILE" },
+  "api-attribution": {
+    kind: "string",
+    placeholder: "MODE",
+    help: "dedicated (default): the worker gets its own kube-apiserver; shared: filter the sandbox apiserver's counters",
+  },
+  help: { kind: "boolean", help: "show this help" },
+};
+
+const SERVICE_ACCOUNT = "bench-worker";
+const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
+
+function defaultWorkerCmd(): string {
+  return `exec '${WORKER_BINARY}' run --config-file "$OZ_BENCH_CONFIG" --api-key "$WARP_API_KEY" --web-socket-url "$OZ_BENCH_WS_URL" --log-format json --health-addr 127.0.0.1:0`;
+}
+
+function tail(path: string, lines = 25): string {
+  try {
+    return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+async function main(): Promise<number> {
+  let flags;
+  try {
+    flags = parseFlags(process.argv.slice(2), FLAGS);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`bench: ${err.message}\n\n${usageText("scripts/bench", SUMMARY, FLAGS)}`);
+    return 2;
+  }
+  if (flags.help) {
+    process.stdout.write(usageText("scripts/bench", SUMMARY, FLAGS));
+    return 0;
+  }
+  const tasks = (flags.tasks as number | undefined) ?? 100;
+  const concurrency = (flags.concurrency as number | undefined) ?? 50;
+  const taskSeconds = (flags["task-seconds"] as number | undefined) ?? 2;
+  const attribution = (flags["api-attribution"] as string | undefined) ?? "dedicated";
+  const jsonFile = flags.json as string | undefined;
+  if (tasks < 1 || concurrency < 1 || taskSeconds < 0) {
+    process.stderr.write("bench: --tasks and --concurrency must be >= 1, --task-seconds a whole number >= 0\n");
+    return 2;
+  }
+  if (attribution !== "dedicated" && attribution !== "shared") {
+    process.stderr.write("bench: --api-attribution is dedicated or shared\n");
+    return 2;
+  }
+  const workerCmd = (flags["worker-cmd"] as string | undefined) ?? defaultWorkerCmd();
+
+  const cleanup = new Cleanup(say);
+  const stopping = new AbortController();
+  cleanup.onSignals(() => stopping.abort());
+  try {
+    return await bench({ tasks, concurrency, taskSeconds, attribution, jsonFile, workerCmd, defaultWorker: flags["worker-cmd"] === undefined }, cleanup, stopping.signal);
+  } finally {
+    await cleanup.run();
+  }
+}
+
+const SUMMARY = `Runs N tasks (image x:sleep-S) through the local dispatch server and a worker on the
+sandbox, keeping C in flight, and prints latency, throughput, API requests per task,
+watch connections and the worker's memory and CPU. See docs/bench.md.`;
+
+interface Options {
+  tasks: number;
+  concurrency: number;
+  taskSeconds: number;
+  attribution: "dedicated" | "shared";
+  jsonFile: string | undefined;
+  workerCmd: string;
+  defaultWorker: boolean;
+}
+
+async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<number> {
+  const started = nowMs();
+  const workDir = mkdtempSync(join(tmpdir(), "oz-bench-"));
+  say(`N=${o.tasks} tasks, C=${o.concurrency} in flight, x:sleep-${o.taskSeconds}; files in ${workDir}`);
+
+  // The sandbox is shared (tests, other runs): the benchmark starts it when needed but never stops it.
+  if (!(await sandboxRunning())) {
+    say("starting the sandbox (scripts/sandbox up); it stays up afterwards (scripts/sandbox down stops it)");
+    await sandboxUp();
+  }
+  if (o.defaultWorker) await ensureWorkerBinary(say);
+  const admin = Kube.fromKubeconfig(ADMIN_KUBECONFIG);
+
+  const rand = crypto.randomUUID().slice(0, 8);
+  const namespace = `oz-bench-${rand}`;
+  const workerId = `bench-${rand}`;
+  say(`namespace ${namespace}, ServiceAccount ${SERVICE_ACCOUNT} with the worker's Role`);
+  cleanup.add(`delete namespace ${namespace}`, () => deleteNamespace(admin, namespace));
+  const saKubeconfig = await createWorkerNamespace(admin, namespace, SERVICE_ACCOUNT, { "oz-worker-bench": "true" });
+  const username = `system:serviceaccount:${namespace}:${SERVICE_ACCOUNT}`;
+
+  let metricsKube = admin;
+  let workerKubeconfig = saKubeconfig;
+  let auditLog: string | undefined;
+  if (o.attribution === "dedicated") {
+    say("starting a dedicated kube-apiserver for the worker (same etcd and certificates)");
+    const api = await startDedicatedApiserver(join(workDir, "apiserver"), admin);
+    cleanup.add("stop the dedicated kube-apiserver", () => api.stop());
+    metricsKube = admin.withServer(api.url);
+    workerKubeconfig = retargetKubeconfig(saKubeconfig, api.url, join(workDir, "worker.kubeconfig"));
+    auditLog = api.auditLog;
+    say(`  ${api.url} (pid ${api.pid}, log ${api.logFile})`);
+  }
+  const metrics = async () => parsePromText(await metricsKube.text("/metrics", 15_000), ["apiserver_request_total", "apiserver_longrunning_requests"]);
+
+  const apiKey = `bench-${crypto.randomUUID()}`;
+  const dispatch = await Dispatch.start(apiKey);
+  cleanup.add("stop the dispatch server", () => dispatch.stop());
+  say(`dispatch server ${dispatch.url}`);
+
+  // The harness watches Jobs and Pods through the same apiserver as the worker,
+  // from a thread of its own (see observer-thread.ts).
+  const observer = await ObserverThread.start(metricsKube.target, namespace);
+  cleanup.add("stop the harness watches", () => observer.stop());
+
+  const watchFilter = (l: Record<string, string>) => l.verb === "WATCH" && l.scope !== "cluster";
+  const baseline = await metrics();
+
+  const configFile = writeWorkerConfig(join(workDir, "config.yaml"), { workerId, kubeconfig: workerKubeconfig, namespace, maxConcurrentTasks: o.concurrency });
+  const logFile = join(workDir, "worker.log");
+  const env = {
+    WARP_API_KEY: apiKey,
+    OZ_BENCH_WS_URL: dispatch.wsUrl,
+    OZ_BENCH_KUBECONFIG: workerKubeconfig,
+    OZ_BENCH_NAMESPACE: namespace,
+    OZ_BENCH_WORKER_ID: workerId,
+    OZ_BENCH_CONFIG: configFile,
+    KUBECONFIG: workerKubeconfig,
+    // No metrics exporter unless the caller chose one: the default (OTLP) has no collector here.
+    OTEL_METRICS_EXPORTER: process.env.OTEL_METRICS_EXPORTER ?? "none",
+  };
+  say(`worker: sh -c ${JSON.stringify(o.workerCmd)}`);
+  say(`  log ${logFile}`);
+  const worker = spawnWorker({ shell: o.workerCmd }, env, logFile);
+  cleanup.add("stop the worker", async () => {
+    await worker.stop();
+  });
+  const sampler = new ProcessTreeSampler(worker.pid, clockTicksPerSecond());
+  sampler.start(100);
+
+  // Peak watch connections: sampled all along, relative to before the worker started.
+  let peakWatches = 0;
+  let watchSamples = 0;
+  let sampling = true;
+  const watchSampler = (async () => {
+    while (sampling) {
+      try {
+        const now = await metrics();
+        peakWatches = Math.max(peakWatches, gaugeAboveBaseline(baseline, now, "apiserver_longrunning_requests", watchFilter));
+        watchSamples++;
+      } catch {
+        // a missed sample is fine; the next one comes in a second
+      }
+      await Bun.sleep(1000);
+    }
+  })();
+
+  const failNow = (why: string): never => {
+    throw new Error(`${why}\nlast lines of ${logFile}:\n${tail(logFile)}`);
+  };
+
+  // Wait for the worker to connect (its startup preflight runs before that).
+  const connectDeadline = nowMs() + 120_000;
+  for (;;) {
+    if (stop.aborted) return 130;
+    if (worker.exitCode !== null) failNow(`the worker exited with code ${worker.exitCode} before connecting`);
+    const workers = await dispatch.workers();
+    if (workers.some((w) => w.worker_id === workerId)) break;
+    if (nowMs() > connectDeadline) failNow("the worker did not connect to the dispatch server within 120 s");
+    await Bun.sleep(100);
+  }
+  say(`worker connected after ${((nowMs() - started) / 1000).toFixed(1)} s; settling 1 s`);
+  await Bun.sleep(1000);
+  const before = await metrics();
+  const auditOffset = auditLog && existsSync(auditLog) ? statSync(auditLog).size : 0;
+
+  // Closed loop: at most C tasks submitted and unfinished at any time.
+  const image = `x:sleep-${o.taskSeconds}`;
+  const ids: string[] = [];
+  const inFlight = new Set<string>();
+  let finished = 0;
+  const runDeadline = nowMs() + 60_000 + Math.ceil(o.tasks / o.concurrency) * (o.taskSeconds + 60) * 1000;
+  let lastProgress = nowMs();
+  let sandboxLost = 0;
+  const runStart = nowMs();
+  while (finished < o.tasks) {
+    if (stop.aborted) return 130;
+    if (worker.exitCode !== null) failNow(`the worker exited with code ${worker.exitCode} during the run`);
+    if (nowMs() > runDeadline) failNow(`the run did not finish before its deadline (${finished}/${o.tasks} tasks finished)`);
+    const room = Math.min(o.concurrency - inFlight.size, o.tasks - ids.length);
+    if (room > 0) {
+      const batch = await Promise.all(
+        Array.from({ length: room }, (_, i) => dispatch.createTask({ docker_image: image, task: { title: `bench task ${ids.length + i + 1}` } })),
+      );
+      for (const r of batch) {
+        ids.push(r.task_id);
+        inFlight.add(r.task_id);
+      }
+    }
+    await Bun.sleep(50);
+    // Tasks the worker holds are live; look up only the others.
+    const held = new Set((await dispatch.workers()).find((w) => w.worker_id === workerId)?.tasks ?? []);
+    const unknown = [...inFlight].filter((id) => !held.has(id));
+    const records = await Promise.all(unknown.map((id) => dispatch.getTask(id)));
+    for (const r of records) {
+      if (r.state === "succeeded" || r.state === "failed" || r.state === "cancelled") {
+        inFlight.delete(r.task_id);
+        finished++;
+      }
+    }
+    if (nowMs() - lastProgress > 5_000) {
+      lastProgress = nowMs();
+      // A sandbox restarted by someone else (new etcd, new certificates) would stall the run until its deadline.
+      const alive = await admin.json("GET", `/api/v1/namespaces/${namespace}`, { timeoutMs: 5_000 }).then(
+        () => true,
+        () => false,
+      );
+      if (!alive) {
+        sandboxLost++;
+        if (sandboxLost >= 2) failNow(`namespace ${namespace} is gone or the sandbox apiserver stopped answering: was the sandbox restarted during the run?`);
+      } else sandboxLost = 0;
+      say(`  ${finished}/${o.tasks} finished, ${inFlight.size} in flight, ${((nowMs() - runStart) / 1000).toFixed(0)} s`);
+    }
+  }
+  say(`all ${o.tasks} tasks finished in ${((nowMs() - runStart) / 1000).toFixed(1)} s`);
+
+  // The worker cleans up after it reports; close the window once its request counts stop moving.
+  const workerTotal = (snap: Sample[]) => counterIncrease(before, snap, "apiserver_request_total", (l) => isWorkerSeries(l, WORKER_RESOURCES)).reduce((n, x) => n + x.value, 0);
+  let after = await metrics();
+  const quietDeadline = nowMs() + 5_000;
+  while (nowMs() < quietDeadline) {
+    await Bun.sleep(500);
+    const next = await metrics();
+    const settled = workerTotal(next) === workerTotal(after);
+    after = next;
+    if (settled) break;
+  }
+  const auditText = auditLog && existsSync(auditLog) ? readFileSync(auditLog).subarray(auditOffset).toString("utf8") : "";
+  sampling = false;
+  await watchSampler;
+  const usage = sampler.stop();
+
+  // The harness's pod watch may trail the worker's by a moment.
+  const byId = new Map<string, TaskRecord>();
+  for (const r of await dispatch.listTasks()) byId.set(r.task_id, r);
+  const records = ids.map((id) => byId.get(id)!).filter(Boolean);
+  let seen = await observer.collect();
+  const waitPods = nowMs() + 3_000;
+  while (nowMs() < waitPods && records.some((r) => !seen.podTerminalAt.has(r.task_id) && taskTiming(r).reportedAt !== undefined)) {
+    await Bun.sleep(100);
+    seen = await observer.collect();
+  }
+
+  say("stopping the worker (SIGTERM)");
+  const exit = await worker.stop();
+  say(`  worker exited with code ${exit}`);
+
+  // Every watch the worker held over its whole life, from the audit log (exact), next to the sampled gauge.
+  const auditPeak = auditLog && existsSync(auditLog) ? auditPeakWatches(readFileSync(auditLog, "utf8").split("\n"), username) : undefined;
+  // Dedicated: every namespaced request on the worker's resources (denied ones too: only the worker
+  // and the apiserver's cluster-scoped loopback informers talk to that apiserver). Shared: only what
+  // the worker's Role allows, which still includes other clients' requests of those kinds.
+  const workerRequests: Sample[] = counterIncrease(before, after, "apiserver_request_total", (l) =>
+    o.attribution === "dedicated" ? isWorkerSeries(l, WORKER_RESOURCES) : isWorkerSeries(l, WORKER_RESOURCES) && roleAllows(l, WORKER_RULES),
+  );
+  const { result, details } = computeBench({
+    tasks: o.tasks,
+    concurrency: o.concurrency,
+    taskSeconds: o.taskSeconds,
+    workerCmd: o.workerCmd,
+    records,
+    jobSeenAt: seen.jobSeenAt,
+    podTerminalAt: seen.podTerminalAt,
+    workerRequests,
+    peakWatchConnections: watchSamples > 0 || auditPeak !== undefined ? Math.max(peakWatches, auditPeak ?? 0) : null,
+    workerPeakRssMb: usage.samples > 0 ? usage.peakRssMb : null,
+    workerCpuSeconds: usage.samples > 0 ? usage.cpuSeconds : null,
+  });
+
+  const out = process.stdout;
+  out.write("\n");
+  for (const line of benchTable(result, details, colorWanted(Boolean(out.isTTY), process.env))) out.write(`${line}\n`);
+  out.write("\n");
+  const notes: string[] = [];
+  notes.push(`tasks: ${Object.entries(details.states).map(([k, v]) => `${v} ${k}`).join(", ")}; ${details.rejections} rejection(s) by the worker`);
+  // For reference: how long the Job controller takes to mark a Job Complete/Failed after its pod
+  // ended. A worker that waits for that condition before reporting inherits this delay.
+  const jobLag = records.flatMap((r) => {
+    const pod = seen.podTerminalAt.get(r.task_id);
+    const job = seen.jobTerminalAt.get(r.task_id);
+    return pod !== undefined && job !== undefined ? [job - pod] : [];
+  });
+  if (jobLag.length > 0) {
+    const p = summarize(jobLag);
+    notes.push(`for reference: pod terminal -> Job Complete/Failed condition (the Job controller), ms: ${p.p50} / ${p.p95} / ${p.p99} (${jobLag.length} Jobs)`);
+  }
+  if (details.missingCreate || details.missingReport) notes.push(`latency samples missing: ${details.missingCreate} create, ${details.missingReport} report`);
+  notes.push(
+    o.attribution === "dedicated"
+      ? `API requests: increase of apiserver_request_total on the worker's dedicated kube-apiserver (${Math.round(details.requestTotal ?? 0)} requests), jobs/pods/events/secrets, namespaced`
+      : "API requests: increase of apiserver_request_total on the shared sandbox apiserver, namespaced requests the worker's Role allows; approximate: includes other clients' requests of those kinds (the garbage collector's GETs, concurrent tests)",
+  );
+  if (auditLog) {
+    const audit = auditCounts(auditText.split("\n"), username);
+    const auditResource = Object.entries(audit).filter(([k]) => WORKER_RESOURCES.has((k.split(" ")[1] ?? "").split("/")[0]!));
+    const auditTotal = auditResource.reduce((n, [, v]) => n + v, 0);
+    const other = Object.entries(audit).filter(([k]) => !WORKER_RESOURCES.has((k.split(" ")[1] ?? "").split("/")[0]!));
+    const same = auditTotal === details.requestTotal;
+    notes.push(`audit log cross-check (${username}): ${auditTotal} requests on those resources${same ? ", same as the metrics" : `, metrics say ${details.requestTotal}`}`);
+    notes.push(`watch connections: peak ${peakWatches} sampled from apiserver_longrunning_requests each second, ${auditPeak ?? "-"} from the audit log; the larger is reported`);
+    if (other.length) notes.push(`  other requests by the worker in the window: ${other.map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  }
+  if ((details.requestTotal ?? 0) === 0) notes.push("warning: no worker API requests seen; does the worker use OZ_BENCH_KUBECONFIG / OZ_BENCH_CONFIG?");
+  notes.push(`worker log: ${logFile}`);
+  for (const n of notes) out.write(`${n}\n`);
+  if (o.jsonFile) {
+    writeFileSync(o.jsonFile, resultJson(result));
+    out.write(`wrote ${o.jsonFile}\n`);
+  }
+  const allSucceeded = (details.states.succeeded ?? 0) === o.tasks;
+  if (!allSucceeded) say("not every task succeeded; the figures above cover what finished");
+  return allSucceeded ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    say(`error: ${(err as Error).message}`);
+    process.exit(1);
+  },
+);
