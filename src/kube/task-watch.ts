@@ -7,7 +7,7 @@
 // slow container start) can flip, plus the Events read for such a troubled pod.
 import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
 import { ObjectSerializer } from "@kubernetes/client-node/dist/gen/models/ObjectSerializer.js";
-import { EXECUTION_HASH_LABEL, PREFLIGHT_LABEL, WORKER_HASH_LABEL } from "../core/naming.ts";
+import { EXECUTION_HASH_LABEL, EXECUTION_ID_ANNOTATION, PREFLIGHT_LABEL, TASK_ID_ANNOTATION, WORKER_HASH_LABEL } from "../core/naming.ts";
 import { DEFAULT_EVENTS_SLOW_AFTER_MS, nextRecheckAt, podNeedsEvents } from "../core/outcome.ts";
 import { describeError, type KubeClient, KubeApiError, responseError } from "./client.ts";
 import { watchStream, WatchExpiredError } from "./watch-stream.ts";
@@ -562,8 +562,19 @@ export class TaskWatch {
     try {
       l(snap);
     } catch (err) {
-      this.log("error", `task watch subscriber threw: ${describeError(err)}`, { executionHash: snap.executionHash });
+      this.log("error", `task watch subscriber threw: ${describeError(err)}`, {
+        ...this.taskIds(snap.executionHash),
+        executionHash: snap.executionHash,
+      });
     }
+  }
+
+  /** task_id and execution_id of an execution, for log lines about it: the Job's exact annotations. */
+  private taskIds(hash: string): { task_id?: string; execution_id?: string } {
+    const ann = this.entries.get(hash)?.job?.metadata?.annotations;
+    const taskId = ann?.[TASK_ID_ANNOTATION];
+    if (!taskId) return {};
+    return { task_id: taskId, execution_id: ann?.[EXECUTION_ID_ANNOTATION] || taskId };
   }
 
   private maybeReadEvents(hash: string, pods: V1Pod[]): void {
@@ -598,7 +609,9 @@ export class TaskWatch {
         this.markDirty(hash);
       }
     } catch (err) {
-      if (!this.abort.signal.aborted) this.log("warn", `cannot read Events of pod ${podName}: ${describeError(err)}`);
+      if (!this.abort.signal.aborted) {
+        this.log("warn", `cannot read Events of pod ${podName}: ${describeError(err)}`, this.taskIds(hash));
+      }
     } finally {
       pe.inflight = false;
     }

@@ -66,6 +66,9 @@ schema checks types and enums; these cover what must be set by the user.
 {{- if and .Values.warp.apiKeySecret.create (not .Values.warp.apiKeySecret.value) -}}
 {{- fail "warp.apiKeySecret.value is required when warp.apiKeySecret.create is true (or set warp.apiKeySecret.create=false and create the Secret yourself)" -}}
 {{- end -}}
+{{- if and (include "oz-agent-worker.prometheusEnabled" .) (eq (int .Values.metrics.port) (int .Values.worker.healthPort)) -}}
+{{- fail (printf "metrics.port and worker.healthPort are both %d: the Prometheus endpoint and the health endpoints need different ports" (int .Values.worker.healthPort)) -}}
+{{- end -}}
 {{- if and .Values.metrics.podMonitor.create (not (include "oz-agent-worker.prometheusEnabled" .)) -}}
 {{- fail "metrics.podMonitor.create needs metrics.enabled=true and metrics.exporter=prometheus" -}}
 {{- end -}}
@@ -148,16 +151,26 @@ chart's own defaults for the same names are left out (one entry per name).
 {{- end }}
 
 {{/*
-The liveness probe: worker.livenessProbe, or nothing when null. A custom
-probe with its own handler (httpGet, tcpSocket or grpc) replaces the default
-exec handler rather than being merged with it.
+A probe from values (worker.livenessProbe, worker.readinessProbe), rendered
+as given. Helm merges a user's probe into the default one, so a probe with its
+own handler (exec, tcpSocket or grpc) drops the default httpGet rather than
+being rendered with two handlers. Called with the probe value; nothing when
+it is null.
 */}}
-{{- define "oz-agent-worker.livenessProbe" -}}
-{{- with .Values.worker.livenessProbe }}
+{{- define "oz-agent-worker.probe" -}}
+{{- with . }}
 {{- $probe := deepCopy . }}
-{{- if or (hasKey $probe "httpGet") (hasKey $probe "tcpSocket") (hasKey $probe "grpc") }}
-{{- $_ := unset $probe "exec" }}
+{{- if or (hasKey $probe "exec") (hasKey $probe "tcpSocket") (hasKey $probe "grpc") }}
+{{- $_ := unset $probe "httpGet" }}
 {{- end }}
 {{- toYaml $probe }}
 {{- end }}
+{{- end }}
+
+{{- define "oz-agent-worker.livenessProbe" -}}
+{{- include "oz-agent-worker.probe" .Values.worker.livenessProbe }}
+{{- end }}
+
+{{- define "oz-agent-worker.readinessProbe" -}}
+{{- include "oz-agent-worker.probe" .Values.worker.readinessProbe }}
 {{- end }}
