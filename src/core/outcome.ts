@@ -74,11 +74,13 @@ export function decideOutcome(input: OutcomeInput): Outcome {
         const secs = job.spec?.activeDeadlineSeconds;
         const limit = secs !== undefined ? ` of ${secs}s` : "";
         const pod = pods[pods.length - 1];
+        const podName = pod?.metadata?.name;
         return {
           state: "failed",
           reason: "active_deadline",
           message:
-            `Job ${jobName} (namespace ${ns}) ran past its active deadline${limit} and was stopped; ` +
+            `Job ${jobName} (namespace ${ns}) ran past its active deadline${limit} and was stopped` +
+            `${podName ? ` together with its pod ${podName}` : ""}; ` +
             `raise active_deadline_seconds in the worker config if tasks need longer`,
           ...(pod?.metadata?.name ? { podName: pod.metadata.name } : {}),
         };
@@ -103,6 +105,15 @@ export function decideOutcome(input: OutcomeInput): Outcome {
   for (const pod of pods) {
     const f = podFailure(pod, ns, events, now, input.unschedulableTimeoutMs, false);
     if (f) return f;
+  }
+  // A task Job has one completion and backoffLimit 0, so its pod's success IS the Job's
+  // success; the Job controller's Complete condition follows seconds later under load.
+  const succeeded = pods.find((p) => p.status?.phase === "Succeeded" && !p.metadata?.deletionTimestamp);
+  if (succeeded) {
+    return {
+      state: "succeeded",
+      message: `pod ${succeeded.metadata?.name} of Job ${jobName} (namespace ${ns}) completed successfully`,
+    };
   }
   return { state: "running" };
 }

@@ -1,7 +1,7 @@
 // The task loop: assignment → claim → Job → outcome → report → cleanup, for every task of
 // this worker. It owns no I/O of its own: the Oz connection, the Kubernetes calls, the shared
 // watch and telemetry come in as ports, so the loop reads as the life of a task.
-import type { V1Job } from "@kubernetes/client-node";
+import type { V1Job, V1Pod } from "@kubernetes/client-node";
 import { JobSpecError, buildTaskObjects } from "../core/job-spec.ts";
 import {
   EXECUTION_ID_ANNOTATION,
@@ -73,6 +73,8 @@ interface Task {
   cancelRequested: boolean;
   unsubscribe?: () => void;
   releaseSecrets: () => void;
+  /** Output about the task still being written (failed container logs); secrets wait for it. */
+  secretsHeldBy?: Promise<unknown>;
 }
 
 /** The reject reason label for metrics when the limit is reached. */
@@ -94,10 +96,12 @@ export class TaskLoop {
     this.#now = options.now ?? Date.now;
   }
 
-  /** Tasks counted against max_concurrent_tasks (everything not yet reported). */
+  /** Tasks counted against max_concurrent_tasks: those being created or running. */
   get activeCount(): number {
     let n = 0;
-    for (const t of this.#tasks.values()) if (t.state !== "done") n++;
+    // A finishing task's pod has ended (or is being stopped): its slot is free while its
+    // report and cleanup complete, so a waiting assignment is not bounced for that.
+    for (const t of this.#tasks.values()) if (t.state === "starting" || t.state === "running") n++;
     return n;
   }
 
@@ -164,7 +168,7 @@ export class TaskLoop {
     const task = this.#track(taskId, executionId, release);
     this.#send(taskClaimed(taskId, this.#opts.config.workerId), task.log);
     task.log.info("task claimed", { image: assignment.docker_image });
-    this.#background(this.#start(task, assignment));
+    this.#background(this.#start(task, assignment), task.log);
   }
 
   handleCancellation(taskId: string): void {
@@ -175,7 +179,7 @@ export class TaskLoop {
     }
     task.cancelRequested = true;
     // A Job still being created is cancelled as soon as it exists (see #start).
-    if (task.state === "running") this.#background(this.#cancel(task));
+    if (task.state === "running") this.#background(this.#cancel(task), task.log);
   }
 
   #track(taskId: string, executionId: string, releaseSecrets: () => void): Task {
@@ -251,7 +255,7 @@ export class TaskLoop {
       });
     }
     if (outcome.state === "running") return;
-    this.#background(this.#finish(task, outcome, snap));
+    this.#background(this.#finish(task, outcome, snap), task.log);
   }
 
   async #cancel(task: Task): Promise<void> {
@@ -291,7 +295,13 @@ export class TaskLoop {
         message: outcome.message,
       });
       delivered = await this.#send(taskFailed(task.taskId, outcome.message, outcome.reason, outcome.exitCode), task.log);
-      if (snap) this.#background(this.#logFailedContainers(task, outcome, snap));
+      if (snap) {
+        // The task's secrets stay registered until its container logs are written: a log may
+        // echo an env_var value, which must still be redacted.
+        const logged = this.#logFailedContainers(task, outcome, snap);
+        task.secretsHeldBy = logged;
+        this.#background(logged, task.log);
+      }
     }
     const name = task.jobName;
     if (!delivered) {
@@ -305,7 +315,7 @@ export class TaskLoop {
         record.reason = outcome.reason;
         if (outcome.exitCode !== undefined) record.exitCode = outcome.exitCode;
       }
-      const stillActive = outcome.state === "failed" && !isFinished(snap?.job);
+      const stillActive = outcome.state === "failed" && podsStillRun(snap?.job, snap?.pods ?? []);
       try {
         await cluster.markReported(name, record, { stopPods: stillActive });
         // A succeeded Job goes at once; a failed one stays for its TTL, for inspection.
@@ -329,7 +339,8 @@ export class TaskLoop {
 
   #done(task: Task, result: "succeeded" | "failed" | "cancelled", failure?: FailedOutcome): void {
     task.state = "done";
-    task.releaseSecrets();
+    if (task.secretsHeldBy) void task.secretsHeldBy.then(task.releaseSecrets, task.releaseSecrets);
+    else task.releaseSecrets();
     this.#tasks.delete(task.taskId);
     this.#opts.metrics.taskFinished({
       result,
@@ -379,7 +390,14 @@ export class TaskLoop {
 
   /** True once the message left the process; false when it was dropped (already logged). */
   #send(message: { type: string; data: object }, log: Logger): Promise<boolean> {
-    return this.#opts.send(message).then(
+    let sent: Promise<void>;
+    try {
+      sent = this.#opts.send(message);
+    } catch (err) {
+      // A throwing port must not leave the task stuck half-finished.
+      sent = Promise.reject(err);
+    }
+    return sent.then(
       () => true,
       (err: unknown) => {
         log.error("sending to Oz failed", { type: message.type, error: errorText(err) });
@@ -388,15 +406,35 @@ export class TaskLoop {
     );
   }
 
-  #background(p: Promise<unknown>): void {
-    const tracked = p.catch((err: unknown) => this.#opts.logger.error("task loop error", { error: errorText(err) }));
+  #background(p: Promise<unknown>, log: Logger = this.#opts.logger): void {
+    const tracked = p.catch((err: unknown) => log.error("task loop error", { error: errorText(err) }));
     this.#pending.add(tracked);
     void tracked.finally(() => this.#pending.delete(tracked));
   }
 }
 
-function isFinished(job: V1Job | undefined): boolean {
-  return (job?.status?.conditions ?? []).some((c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True");
+/** Condition types after which the Job controller itself ends the Job's pods (Kubernetes sets
+ * FailureTarget / SuccessCriteriaMet first and Failed / Complete once the pods are gone). */
+const FINISHING_CONDITIONS = new Set(["Complete", "Failed", "FailureTarget", "SuccessCriteriaMet"]);
+
+/**
+ * True when the Job is finished or already being finished by the Job controller: then the
+ * worker must not patch an already-passed activeDeadlineSeconds to stop its pods (it would only
+ * overwrite the configured deadline on a Job kept for inspection).
+ */
+export function isJobFinishing(job: V1Job | undefined): boolean {
+  return (job?.status?.conditions ?? []).some((c) => FINISHING_CONDITIONS.has(c.type) && c.status === "True");
+}
+
+/**
+ * Whether a failed task's Job may still run pods that only the worker would stop: not when the
+ * Job controller is finishing it, nor when every pod already ended (backoffLimit 0: the Job
+ * controller fails the Job by itself, with its real reason, e.g. BackoffLimitExceeded).
+ */
+export function podsStillRun(job: V1Job | undefined, pods: readonly V1Pod[]): boolean {
+  if (isJobFinishing(job)) return false;
+  const ended = (p: V1Pod) => p.status?.phase === "Succeeded" || p.status?.phase === "Failed";
+  return !(pods.length > 0 && pods.every(ended));
 }
 
 function errorText(err: unknown): string {

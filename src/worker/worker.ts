@@ -49,6 +49,8 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
   const k8s = config.kubernetes;
   const logger = createLogger({ level: config.logLevel, format: opts.logFormat }).child({ worker_id: config.workerId });
   if (config.apiKey) secrets.register(config.apiKey);
+  // -e / env values go into every task container; they are usually credentials too.
+  for (const e of config.env) secrets.register(e.value);
 
   let kube: ReturnType<typeof loadKubeClient>;
   try {
@@ -78,19 +80,9 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     stopping.abort();
   });
 
-  let preflightPassed = opts.skipPreflight;
-  if (opts.skipPreflight) {
-    logger.warn("preflight skipped (--skip-preflight): policy or permission problems will surface only when tasks run");
-  } else {
-    const ok = await opts.preflight(config, logger, stopping.signal);
-    if (stopping.signal.aborted) return EXIT_OK;
-    if (!ok) {
-      logger.error("preflight failed; the worker does not accept tasks until it passes (see the checks above)");
-      return EXIT_FAILURE;
-    }
-    preflightPassed = true;
-  }
-
+  // Metrics and the health endpoints come up before preflight: the primed series are visible
+  // from the start, the liveness probe is answered while preflight runs, and /readyz says
+  // which part is still missing.
   const metrics = await createMetrics({
     version: opts.version,
     workerId: config.workerId,
@@ -98,14 +90,8 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     logger,
   });
 
-  const watch = new TaskWatch({
-    client: kube,
-    namespace: k8s.namespace,
-    workerHash: shortHash(config.workerId),
-    unschedulableTimeoutMs: k8s.unschedulableTimeoutMs,
-    logger,
-  }).start();
-
+  let preflightPassed = false;
+  let watch: TaskWatch | undefined;
   let connection: OzConnection | undefined;
   let health: HealthServer | undefined;
   let loop: TaskLoop | undefined;
@@ -114,10 +100,19 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
       addr: `${opts.health.host ?? ""}:${opts.health.port}`,
       logger,
       readiness: () => {
+        const connected = connection?.connected === true;
+        const synced = watch?.isSynced === true;
         const checks = {
-          oz_connection: { ok: connection?.connected === true, detail: connection?.connected ? "connected" : "not connected to Oz" },
-          task_cache: { ok: watch.isSynced, detail: watch.isSynced ? "synced" : "Jobs and Pods not listed yet" },
-          preflight: { ok: preflightPassed, detail: preflightPassed ? "passed" : "not passed" },
+          preflight: {
+            ok: preflightPassed,
+            detail: preflightPassed ? (opts.skipPreflight ? "skipped (--skip-preflight)" : "passed") : "running",
+          },
+          task_cache: { ok: synced, detail: synced ? "synced" : "Jobs and Pods not listed yet" },
+          oz_connection: { ok: connected, detail: connected ? "connected" : "not connected to Oz" },
+          accepting_tasks: {
+            ok: !stopping.signal.aborted,
+            detail: stopping.signal.aborted ? "shutting down" : "accepting",
+          },
         };
         return { ready: Object.values(checks).every((c) => c.ok), checks };
       },
@@ -125,18 +120,39 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     logger.info("health endpoints listening", { url: health.url });
   } catch (err) {
     logger.error(`cannot serve the health endpoints: ${describeError(err)}`);
-    await Promise.allSettled([watch.close(), metrics.shutdown()]);
+    await metrics.shutdown();
     return EXIT_USAGE;
   }
 
-  const synced = await Promise.race([watch.synced.then(() => true), waitAbort(stopping.signal).then(() => false)]);
+  if (opts.skipPreflight) {
+    logger.warn("preflight skipped (--skip-preflight): policy or permission problems will surface only when tasks run");
+    preflightPassed = true;
+  } else {
+    const ok = await opts.preflight(config, logger, stopping.signal);
+    if (stopping.signal.aborted) return shutdown(EXIT_OK);
+    if (!ok) {
+      logger.error("preflight failed; the worker does not accept tasks until it passes (see the checks above)");
+      return shutdown(EXIT_FAILURE);
+    }
+    preflightPassed = true;
+  }
+
+  const taskWatch = (watch = new TaskWatch({
+    client: kube,
+    namespace: k8s.namespace,
+    workerHash: shortHash(config.workerId),
+    unschedulableTimeoutMs: k8s.unschedulableTimeoutMs,
+    logger,
+  }).start());
+
+  const synced = await Promise.race([taskWatch.synced.then(() => true), waitAbort(stopping.signal).then(() => false)]);
   if (!synced) return shutdown(EXIT_OK);
 
   const jobs = new TaskJobs(kube, k8s.namespace);
   let conn!: OzConnection;
   loop = new TaskLoop({
     config,
-    observer: watch,
+    observer: taskWatch,
     cluster: {
       createTaskJob: (job, secret) => jobs.createTaskJob(job, secret),
       deleteJob: (name, o) => jobs.deleteJob(name, o),
@@ -150,8 +166,6 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     secrets,
   });
   const tasks = loop;
-  const readopted = tasks.reattach();
-  if (readopted > 0) logger.info("re-adopted running task Jobs from before a restart", { count: readopted });
 
   conn = connection = new OzConnection({
     url: config.webSocketUrl,
@@ -170,7 +184,8 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
   function dispatch(type: string, data: Record<string, unknown>): void {
     const parsed = parseServerMessage(type, data);
     if (!parsed.ok) {
-      logger.error("invalid message from Oz ignored", { type, error: parsed.error, task_id: parsed.task_id });
+      const executionId = typeof data.execution_id === "string" && data.execution_id ? data.execution_id : parsed.task_id;
+      logger.error("invalid message from Oz ignored", { type, error: parsed.error, task_id: parsed.task_id, execution_id: executionId });
       if (type === "task_assignment" && parsed.task_id) {
         // Tell Oz at once rather than leave the task claimed by nobody.
         metrics.taskRejected("invalid_assignment");
@@ -182,6 +197,11 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     if (message.type === "task_assignment") tasks.handleAssignment(message.data);
     else if (message.type === "task_cancellation") tasks.handleCancellation(message.data.task_id);
   }
+
+  // After the connection exists (a re-adopted Job that already finished reports at once: the
+  // report waits in the outbox until the connection is up), before it starts.
+  const readopted = tasks.reattach();
+  if (readopted > 0) logger.info("re-adopted running task Jobs from before a restart", { count: readopted });
 
   conn.start();
   await waitAbort(stopping.signal);
@@ -195,7 +215,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
         // Reports already under way go out first; then the socket closes cleanly.
         await loop?.drain();
         await connection?.stop({ timeoutMs: 5_000 });
-        await Promise.allSettled([watch.close(), health?.close(), metrics.shutdown()]);
+        await Promise.allSettled([watch?.close(), health?.close(), metrics.shutdown()]);
       })(),
       deadline,
     ]);

@@ -194,8 +194,8 @@ describe("decideOutcome: success", () => {
       initStatuses: [status("agent-sidecar", terminated(0, "Completed", 2)), status("proxy", terminated(143, "Error", 9), "envoy:v1")],
       statuses: [status("task", terminated(0, "Completed", 8))],
     });
-    // Before the Job controller has written Complete: still running, not failed.
-    expect(decide({ job: job(), pods: [p] })).toEqual({ state: "running" });
+    // Succeeded from the pod alone (before the Job controller writes Complete), and after.
+    expect(decide({ job: job(), pods: [p] }).state).toBe("succeeded");
     expect(decide({ job: job(COMPLETE), pods: [p] }).state).toBe("succeeded");
   });
 
@@ -230,8 +230,23 @@ describe("decideOutcome: running", () => {
     });
     expect(decide({ job: job(), pods: [p] })).toEqual({ state: "running" });
   });
-  test("task exited 0 but the Job is not Complete yet", () => {
+  test("task exited 0 but its pod is not Succeeded yet (a sidecar still stopping)", () => {
+    const p = pod({
+      phase: "Running",
+      initContainers: [NATIVE],
+      initStatuses: [status("proxy", running(1), "envoy:v1")],
+      statuses: [status("task", terminated(0, "Completed"))],
+    });
+    expect(decide({ job: job(), pods: [p] })).toEqual({ state: "running" });
+  });
+  test("pod Succeeded before the Job's Complete condition → succeeded at once", () => {
     const p = pod({ phase: "Succeeded", statuses: [status("task", terminated(0, "Completed"))] });
+    const outcome = decide({ job: job(), pods: [p] });
+    expect(outcome.state).toBe("succeeded");
+    expect((outcome as { message: string }).message).toContain(NS);
+  });
+  test("a Succeeded pod being deleted does not decide", () => {
+    const p = pod({ phase: "Succeeded", deletionTimestamp: at(9), statuses: [status("task", terminated(0, "Completed"))] });
     expect(decide({ job: job(), pods: [p] })).toEqual({ state: "running" });
   });
   test("a pod being deleted (its containers killed by the deletion) waits for the Job's verdict", () => {
@@ -249,10 +264,14 @@ describe("decideOutcome: Job conditions", () => {
     expect(f.message).toContain("28800s");
     expect(f.message).toContain(NS);
     expect(f.message).toContain("active_deadline_seconds");
+    // The message names the pod that was stopped, not only the Job.
+    expect(f.message).toContain(`pod ${p.metadata!.name}`);
+    expect(f.podName).toBe(p.metadata!.name);
   });
   test("FailureTarget alone (before Failed) already decides", () => {
     const f = failed(decide({ job: job([DEADLINE[0]!]), pods: [] }));
     expect(f.reason).toBe("active_deadline");
+    expect(f.message).not.toContain("pod ");
   });
   test("BackoffLimitExceeded → the pod's real cause", () => {
     const p = pod({ phase: "Failed", statuses: [status("task", terminated(3, "Error"))] });
