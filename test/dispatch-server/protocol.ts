@@ -3,38 +3,12 @@
 // malformed (the server logs and ignores it) instead of being half-applied.
 
 import * as v from "valibot";
+import { FAILURE_REASONS as FAILURE_REASON_CATALOG } from "../../src/core/failure-reasons.ts";
 import { describeIssues } from "./validation.ts";
 import type { JsonObject } from "./types.ts";
 
-/** The failure_reason values of the protocol; other values are a worker bug. */
-export const FAILURE_REASONS: ReadonlySet<string> = new Set([
-  "unknown",
-  "task_timeout",
-  "task_cancelled",
-  "graceful_shutdown",
-  "image_pull",
-  "sidecar_prep",
-  "container_create",
-  "container_start",
-  "container_wait",
-  "container_exit",
-  "container_oom",
-  "workspace_setup",
-  "setup_command",
-  "agent_invocation",
-  "teardown_command",
-  "job_create",
-  "job_watch",
-  "job_failed",
-  "evicted",
-  "pod_watch",
-  "unschedulable",
-  "volume_mount",
-  "init_container",
-  "invalid_image",
-  "active_deadline",
-  "cleanup",
-]);
+/** The failure_reason values of the protocol (the worker's own catalog); other values are a worker bug. */
+export const FAILURE_REASONS: ReadonlySet<string> = new Set(FAILURE_REASON_CATALOG);
 
 const TaskId = v.pipe(v.string(), v.nonEmpty("task_id must be a non-empty string"));
 // Optional fields may arrive as null from encoders that serialise absent

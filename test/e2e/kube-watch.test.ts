@@ -3,59 +3,30 @@
 // resume after the server ends a stream, relist after 410 Gone, Events for a troubled pod,
 // Job creation with adoption and an owned Secret, typed errors, and log tails.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { CoreV1Api, RbacAuthorizationV1Api, type V1Job, type V1Pod, type V1Secret } from "@kubernetes/client-node";
 import { decideOutcome, type Outcome } from "../../src/core/outcome.ts";
 import { KubeApiError, loadKubeClient, type KubeClient } from "../../src/kube/client.ts";
 import { readReportedOutcome, TaskJobs } from "../../src/kube/jobs.ts";
 import { readContainerLogs } from "../../src/kube/logs.ts";
 import { TaskWatch, type ExecutionSnapshot, type TaskWatchOptions } from "../../src/kube/task-watch.ts";
-
-const ROOT = resolve(import.meta.dir, "../..");
-const SANDBOX = resolve(ROOT, "scripts/sandbox");
-const KUBECONFIG = resolve(ROOT, ".sandbox/kubeconfig");
+import { ADMIN_KUBECONFIG, ensureSandbox, freshNamespace as createNamespace, type Namespace, serviceAccountKubeconfig, waitFor } from "../support/sandbox.ts";
 
 let admin: KubeClient;
-const namespaces: string[] = [];
+const namespaces: Namespace[] = [];
 const watches: TaskWatch[] = [];
 
-function sh(args: string[], timeoutMs = 60_000): string {
-  const r = Bun.spawnSync([SANDBOX, ...args], { cwd: ROOT, stdout: "pipe", stderr: "pipe", timeout: timeoutMs });
-  if (r.exitCode !== 0) throw new Error(`scripts/sandbox ${args.join(" ")} failed (${r.exitCode}): ${r.stderr.toString()}`);
-  return r.stdout.toString();
-}
-
-async function ensureSandbox(): Promise<void> {
-  if (existsSync(KUBECONFIG)) {
-    try {
-      await loadKubeClient({ kubeconfig: KUBECONFIG }).checkReachable({ timeoutMs: 3_000 });
-      return;
-    } catch {
-      // not running: start it below
-    }
-  }
-  sh(["up"], 40 * 60_000);
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
-
-let nsCounter = 0;
+/** A fresh namespace (deleted in afterAll); returns its name. */
 async function freshNamespace(prefix = "kw"): Promise<string> {
-  const name = `${prefix}-${Date.now().toString(36)}-${nsCounter++}`;
-  await admin.api(CoreV1Api).createNamespace({ body: { metadata: { name } } });
-  namespaces.push(name);
-  return name;
+  const ns = await createNamespace(prefix);
+  namespaces.push(ns);
+  return ns.name;
 }
+
+/** A new cluster-admin client, with its own request counters. */
+const adminClient = () => loadKubeClient({ kubeconfig: ADMIN_KUBECONFIG });
 
 const hex16 = () => crypto.randomUUID().replaceAll("-", "").slice(0, 16);
 
@@ -100,6 +71,16 @@ function startWatch(client: KubeClient, namespace: string, workerHash: string, o
   return tw;
 }
 
+/** A fresh namespace with a new worker hash, a new admin client and a synced TaskWatch of them. */
+async function watchedNamespace(opts: Partial<TaskWatchOptions> = {}): Promise<{ ns: string; worker: string; client: KubeClient; tw: TaskWatch; jobs: TaskJobs }> {
+  const ns = await freshNamespace();
+  const worker = hex16();
+  const client = adminClient();
+  const tw = startWatch(client, ns, worker, opts);
+  await tw.synced;
+  return { ns, worker, client, tw, jobs: new TaskJobs(client, ns) };
+}
+
 /** Resolves with the first non-running outcome of an execution, and records every snapshot. */
 function outcomeOf(tw: TaskWatch, execHash: string, unschedulableTimeoutMs = 2_000): { done: Promise<Outcome>; seen: ExecutionSnapshot[] } {
   const seen: ExecutionSnapshot[] = [];
@@ -131,7 +112,7 @@ async function namespacedWatchGauge(): Promise<{ jobs: number; pods: number }> {
 
 beforeAll(async () => {
   await ensureSandbox();
-  admin = loadKubeClient({ kubeconfig: KUBECONFIG });
+  admin = adminClient();
 }, 40 * 60_000);
 
 afterEach(async () => {
@@ -139,28 +120,28 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await Promise.allSettled(namespaces.map((name) => admin.api(CoreV1Api).deleteNamespace({ name })));
+  await Promise.allSettled(namespaces.map((ns) => ns.cleanup()));
 });
 
 describe("client", () => {
   test("an explicit kubeconfig: source, server, context, version", async () => {
-    const c = loadKubeClient({ kubeconfig: KUBECONFIG });
-    expect(c.source).toBe(`explicit file ${KUBECONFIG}`);
+    const c = loadKubeClient({ kubeconfig: ADMIN_KUBECONFIG });
+    expect(c.source).toBe(`explicit file ${ADMIN_KUBECONFIG}`);
     expect(c.server).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     const v = await c.checkReachable();
     expect(v.gitVersion).toMatch(/^v1\.\d+/);
   });
 
   test("default rules via KUBECONFIG name the variable and the context", () => {
-    const c = loadKubeClient({ env: { KUBECONFIG: `/nonexistent/a:${KUBECONFIG}`, HOME: "/nonexistent" } });
-    expect(c.source).toBe(`default rules (KUBECONFIG=/nonexistent/a:${KUBECONFIG}), context ${c.context}`);
+    const c = loadKubeClient({ env: { KUBECONFIG: `/nonexistent/a:${ADMIN_KUBECONFIG}`, HOME: "/nonexistent" } });
+    expect(c.source).toBe(`default rules (KUBECONFIG=/nonexistent/a:${ADMIN_KUBECONFIG}), context ${c.context}`);
   });
 
   test("an unreachable server → ClusterUnreachableError naming the source and server", async () => {
     const dir = mkdtempSync(join(tmpdir(), "kube-watch-"));
     await Bun.write(
       `${dir}/dead.kubeconfig`,
-      (await Bun.file(KUBECONFIG).text()).replace(/server: https:\/\/127\.0\.0\.1:\d+/, "server: https://127.0.0.1:1"),
+      (await Bun.file(ADMIN_KUBECONFIG).text()).replace(/server: https:\/\/127\.0\.0\.1:\d+/, "server: https://127.0.0.1:1"),
     );
     const c = loadKubeClient({ kubeconfig: `${dir}/dead.kubeconfig` });
     const err = await c.checkReachable({ timeoutMs: 3_000 }).catch((e: unknown) => e);
@@ -172,14 +153,9 @@ describe("client", () => {
 
 describe("task watch", () => {
   test("sees a Job's and its Pod's whole lifecycle, then the deletion", async () => {
-    const ns = await freshNamespace();
-    const worker = hex16();
+    const { worker, tw, jobs } = await watchedNamespace();
     const exec = hex16();
-    const client = loadKubeClient({ kubeconfig: KUBECONFIG });
-    const tw = startWatch(client, ns, worker);
-    await tw.synced;
     const { done, seen } = outcomeOf(tw, exec);
-    const jobs = new TaskJobs(client, ns);
     await jobs.createTaskJob(taskJob("lifecycle", worker, exec, "busybox:1.36"));
     const o = await done;
     expect(o.state).toBe("succeeded");
@@ -192,14 +168,14 @@ describe("task watch", () => {
     const deleted = new Promise<ExecutionSnapshot>((r) => tw.subscribe(exec, (s) => s.jobDeleted && r(s)));
     expect(await jobs.deleteJob("lifecycle", { propagation: "Background" })).toBe(true);
     expect((await deleted).job).toBeUndefined();
-    await waitFor("the execution to leave the cache", () => (tw.snapshot(exec) === undefined ? true : undefined));
+    await waitFor("the execution to leave the cache", () => (tw.snapshot(exec) === undefined ? true : undefined), { timeoutMs: 20_000 });
     expect(await jobs.deleteJob("lifecycle")).toBe(false);
-  });
+  }, 30_000);
 
   test("many Jobs, exactly one watch connection per kind (our counters and the API server's gauge)", async () => {
     const ns = await freshNamespace();
     const worker = hex16();
-    const client = loadKubeClient({ kubeconfig: KUBECONFIG });
+    const client = adminClient();
     const base = await namespacedWatchGauge();
     const tw = startWatch(client, ns, worker);
     await tw.synced;
@@ -211,7 +187,7 @@ describe("task watch", () => {
 
     // While all of them run: one Jobs watch and one Pods watch, whatever N is. Sampled a few
     // times: never more than one each (a reconnect replaces its connection, never adds one).
-    await waitFor("the pods to run", () => (execs.every((e) => tw.snapshot(e)?.pods.some((p) => p.status?.phase === "Running")) ? true : undefined));
+    await waitFor("the pods to run", () => (execs.every((e) => tw.snapshot(e)?.pods.some((p) => p.status?.phase === "Running")) ? true : undefined), { timeoutMs: 20_000 });
     const samples: { jobs: number; pods: number }[] = [];
     for (let i = 0; i < 8; i++) {
       samples.push(await namespacedWatchGauge());
@@ -239,15 +215,15 @@ describe("task watch", () => {
   test("a watch started after the fact (a restarted worker) lists existing Jobs page by page", async () => {
     const ns = await freshNamespace();
     const worker = hex16();
-    const setup = loadKubeClient({ kubeconfig: KUBECONFIG });
+    const setup = adminClient();
     const jobs = new TaskJobs(setup, ns);
     const execs = Array.from({ length: 12 }, () => hex16());
     await Promise.all(execs.map((e, i) => jobs.createTaskJob(taskJob(`before-${i}`, worker, e, i === 5 ? "x:exit-9" : "busybox:1.36"))));
     // Someone else's Job in the same namespace stays out of the cache.
     await jobs.createTaskJob(taskJob("other-worker", hex16(), hex16(), "busybox:1.36"));
-    await waitFor("the pods to exist", async () => ((await setup.api(CoreV1Api).listNamespacedPod({ namespace: ns })).items.length >= 13 ? true : undefined));
+    await waitFor("the pods to exist", async () => ((await setup.api(CoreV1Api).listNamespacedPod({ namespace: ns })).items.length >= 13 ? true : undefined), { timeoutMs: 20_000 });
 
-    const client = loadKubeClient({ kubeconfig: KUBECONFIG });
+    const client = adminClient();
     const tw = startWatch(client, ns, worker, { pageSize: 5 });
     await tw.waitForSync(10_000);
     expect(tw.executionHashes().sort()).toEqual([...execs].sort());
@@ -259,13 +235,8 @@ describe("task watch", () => {
   }, 60_000);
 
   test("resumes from the last resourceVersion when the server ends the stream, missing nothing", async () => {
-    const ns = await freshNamespace();
-    const worker = hex16();
-    const client = loadKubeClient({ kubeconfig: KUBECONFIG });
     // The API server ends every watch after 1 s: Jobs created in between must all be seen.
-    const tw = startWatch(client, ns, worker, { watchTimeoutSeconds: 1 });
-    await tw.synced;
-    const jobs = new TaskJobs(client, ns);
+    const { worker, client, tw, jobs } = await watchedNamespace({ watchTimeoutSeconds: 1 });
     const execs: string[] = [];
     const outcomes: Promise<Outcome>[] = [];
     for (let i = 0; i < 6; i++) {
@@ -287,12 +258,7 @@ describe("task watch", () => {
   }, 60_000);
 
   test("410 Gone for an expired resourceVersion → relist, and the cache is right afterwards", async () => {
-    const ns = await freshNamespace();
-    const worker = hex16();
-    const client = loadKubeClient({ kubeconfig: KUBECONFIG });
-    const tw = startWatch(client, ns, worker);
-    await tw.synced;
-    const jobs = new TaskJobs(client, ns);
+    const { worker, tw, jobs } = await watchedNamespace();
     const e1 = hex16();
     const first = outcomeOf(tw, e1).done;
     await jobs.createTaskJob(taskJob("gone-1", worker, e1, "busybox:1.36"));
@@ -302,7 +268,7 @@ describe("task watch", () => {
     // real API server answers 410 Gone and the watcher must relist.
     tw.resumeFromForTest("jobs", "1");
     tw.resumeFromForTest("pods", "1");
-    await waitFor("both relists", () => (tw.counters.relists.jobs >= 1 && tw.counters.relists.pods >= 1 ? true : undefined));
+    await waitFor("both relists", () => (tw.counters.relists.jobs >= 1 && tw.counters.relists.pods >= 1 ? true : undefined), { timeoutMs: 20_000 });
     expect(tw.counters.expired.jobs).toBeGreaterThanOrEqual(1);
     expect(tw.counters.expired.pods).toBeGreaterThanOrEqual(1);
 
@@ -315,15 +281,11 @@ describe("task watch", () => {
   }, 60_000);
 
   test("an unschedulable pod fails after the timeout although nothing in the cluster changes", async () => {
-    const ns = await freshNamespace();
-    const worker = hex16();
+    const { ns, worker, tw, jobs } = await watchedNamespace({ unschedulableTimeoutMs: 2_000 });
     const exec = hex16();
-    const client = loadKubeClient({ kubeconfig: KUBECONFIG });
-    const tw = startWatch(client, ns, worker, { unschedulableTimeoutMs: 2_000 });
-    await tw.synced;
     const { done } = outcomeOf(tw, exec, 2_000);
     const t0 = Date.now();
-    await new TaskJobs(client, ns).createTaskJob(taskJob("nowhere", worker, exec, "busybox:1.36", { nodeSelector: { "oz-e2e/no-such-node": "true" } }));
+    await jobs.createTaskJob(taskJob("nowhere", worker, exec, "busybox:1.36", { nodeSelector: { "oz-e2e/no-such-node": "true" } }));
     const o = await done;
     expect(o).toMatchObject({ state: "failed", reason: "unschedulable" });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(2_000);
@@ -331,17 +293,13 @@ describe("task watch", () => {
   }, 30_000);
 
   test("Events are read only for a pod stuck creating; a FailedMount decides volume_mount", async () => {
-    const ns = await freshNamespace();
-    const worker = hex16();
+    const { ns, worker, tw, jobs } = await watchedNamespace({ eventsSlowAfterMs: 1_000, eventsMinIntervalMs: 1_000 });
     const exec = hex16();
-    const client = loadKubeClient({ kubeconfig: KUBECONFIG });
-    const tw = startWatch(client, ns, worker, { eventsSlowAfterMs: 1_000, eventsMinIntervalMs: 1_000 });
-    await tw.synced;
     const core = admin.api(CoreV1Api);
     // A healthy task first: no Events read for it.
     const okExec = hex16();
     const ok = outcomeOf(tw, okExec).done;
-    await new TaskJobs(client, ns).createTaskJob(taskJob("healthy", worker, okExec, "busybox:1.36"));
+    await jobs.createTaskJob(taskJob("healthy", worker, okExec, "busybox:1.36"));
     expect((await ok).state).toBe("succeeded");
     expect(tw.counters.eventLists).toBe(0);
 
@@ -392,13 +350,8 @@ describe("task watch", () => {
 
 describe("jobs", () => {
   test("createTaskJob adopts an existing Job (never two), owns the Secret, refuses another execution's name", async () => {
-    const ns = await freshNamespace();
-    const worker = hex16();
+    const { ns, worker, tw, jobs } = await watchedNamespace();
     const exec = hex16();
-    const client = loadKubeClient({ kubeconfig: KUBECONFIG });
-    const jobs = new TaskJobs(client, ns);
-    const tw = startWatch(client, ns, worker);
-    await tw.synced;
     const { done } = outcomeOf(tw, exec);
     const secret: V1Secret = { metadata: { name: "adopt-env" }, stringData: { OZ_TOKEN: "s3cr3t" } };
     const job = taskJob("adopt", worker, exec, "busybox:1.36", { secretEnv: "adopt-env" });
@@ -431,31 +384,26 @@ describe("jobs", () => {
     await waitFor(
       "the owned Secret to be garbage-collected",
       async () => ((await admin.api(CoreV1Api).listNamespacedSecret({ namespace: ns })).items.some((x) => x.metadata?.name === "adopt-env") ? undefined : true),
-      30_000,
+      { timeoutMs: 30_000 },
     );
   }, 60_000);
 
   test("suspendJob stops the pod, keeps the Job and records the outcome in the same patch", async () => {
-    const ns = await freshNamespace();
-    const worker = hex16();
+    const { worker, client, tw, jobs } = await watchedNamespace();
     const exec = hex16();
-    const client = loadKubeClient({ kubeconfig: KUBECONFIG });
-    const tw = startWatch(client, ns, worker);
-    await tw.synced;
-    const jobs = new TaskJobs(client, ns);
     await jobs.createTaskJob(taskJob("long", worker, exec, "x:sleep-120"));
-    await waitFor("the pod to run", () => (tw.snapshot(exec)?.pods.some((p) => p.status?.phase === "Running") ? true : undefined));
+    await waitFor("the pod to run", () => (tw.snapshot(exec)?.pods.some((p) => p.status?.phase === "Running") ? true : undefined), { timeoutMs: 20_000 });
     const suspended = await jobs.suspendJob("long", { result: "cancelled" });
     expect(suspended.spec?.suspend).toBe(true);
     expect(readReportedOutcome(suspended)).toMatchObject({ result: "cancelled" });
-    await waitFor("the pod to go", () => (tw.snapshot(exec)?.pods.length === 0 ? true : undefined), 30_000);
+    await waitFor("the pod to go", () => (tw.snapshot(exec)?.pods.length === 0 ? true : undefined), { timeoutMs: 30_000 });
     expect(tw.snapshot(exec)?.job?.metadata?.name).toBe("long");
     expect(client.counters.byVerb.delete ?? 0).toBe(0);
   }, 60_000);
 
   test("forbidden → a KubeApiError naming the verb and resource and pointing at the Role", async () => {
     const ns = await freshNamespace();
-    const path = sh(["kubeconfig", "--namespace", ns, "--service-account", "no-rights"]).trim();
+    const path = await serviceAccountKubeconfig(ns, "no-rights");
     const c = loadKubeClient({ kubeconfig: path });
     const err = await new TaskJobs(c, ns).createTaskJob(taskJob("denied", hex16(), hex16(), "busybox:1.36")).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KubeApiError);
@@ -489,25 +437,21 @@ describe("jobs", () => {
     const secretErr = await waitFor("the Role to apply", async () => {
       const x = await jobs.createTaskJob(taskJob("needs-secret", hex16(), hex16(), "busybox:1.36"), { metadata: { name: "needs-secret-env" }, stringData: { A: "b" } }).catch((e: unknown) => e);
       return x instanceof KubeApiError && x.resource === "secrets" ? x : undefined;
-    });
+    }, { timeoutMs: 20_000 });
     expect(secretErr.status).toBe(403);
     expect(secretErr.message).toContain("create secrets");
     expect(await jobs.getJob("needs-secret")).toBeUndefined();
-  });
+  }, 30_000);
 });
 
 describe("logs", () => {
   test("the tail of a big log, with a truncation marker; small logs whole", async () => {
-    const ns = await freshNamespace();
-    const worker = hex16();
+    const { ns, worker, client, tw, jobs } = await watchedNamespace();
     const exec = hex16();
-    const client = loadKubeClient({ kubeconfig: KUBECONFIG });
-    const tw = startWatch(client, ns, worker);
-    await tw.synced;
     const { done } = outcomeOf(tw, exec);
     const lines = Array.from({ length: 6_000 }, (_, i) => `line ${String(i).padStart(5, "0")} ${"x".repeat(40)}`);
     const big = lines.join("\n");
-    await new TaskJobs(client, ns).createTaskJob(taskJob("chatty", worker, exec, "busybox:1.36", { env: { SANDBOX_LOG: big } }));
+    await jobs.createTaskJob(taskJob("chatty", worker, exec, "busybox:1.36", { env: { SANDBOX_LOG: big } }));
     expect((await done).state).toBe("succeeded");
     const pod = tw.snapshot(exec)!.pods[0]!.metadata!.name!;
 

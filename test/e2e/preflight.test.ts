@@ -7,54 +7,38 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import {
+  ADMIN_KUBECONFIG,
+  ensureSandbox,
+  freshNamespace as createNamespace,
+  grantRole,
+  kubectl,
+  kubectlApply,
+  type Namespace,
+  REPO_ROOT,
+  run as runCommand,
+  serviceAccountKubeconfig,
+  waitFor,
+} from "../support/sandbox.ts";
 
-const ROOT = resolve(import.meta.dir, "../..");
-const SANDBOX = resolve(ROOT, "scripts/sandbox");
-const ADMIN_KUBECONFIG = resolve(ROOT, ".sandbox/kubeconfig");
-const BINARY = resolve(ROOT, "dist/oz-worker");
+const BINARY = resolve(REPO_ROOT, "dist/oz-worker");
 /** The CLI: the compiled binary when built (scripts/test builds it), else the source. */
-const CLI = existsSync(BINARY) ? [BINARY] : [process.execPath, resolve(ROOT, "src/cli/main.ts")];
+const CLI = existsSync(BINARY) ? [BINARY] : [process.execPath, resolve(REPO_ROOT, "src/cli/main.ts")];
 
 const tmp = mkdtempSync(join(tmpdir(), "oz-preflight-e2e-"));
-const namespaces: string[] = [];
-let nsCounter = 0;
+const namespaces: Namespace[] = [];
+let fileCounter = 0;
 
-function sandbox(args: string[], opts: { input?: string; timeoutMs?: number; check?: boolean } = {}): { code: number; stdout: string; stderr: string } {
-  const r = Bun.spawnSync([SANDBOX, ...args], {
-    cwd: ROOT,
-    stdin: opts.input !== undefined ? new TextEncoder().encode(opts.input) : "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    timeout: opts.timeoutMs ?? 60_000,
-  });
-  const out = { code: r.exitCode ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
-  if ((opts.check ?? true) && out.code !== 0) throw new Error(`scripts/sandbox ${args.join(" ")} failed (${out.code}): ${out.stderr}`);
-  return out;
-}
-
-const kubectl = (...args: string[]) => sandbox(["kubectl", ...args]).stdout;
-
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
-
-function freshNamespace(prefix: string, labels: Record<string, string> = {}): string {
-  const name = `${prefix}-${Date.now().toString(36)}-${nsCounter++}`;
-  kubectl("create", "namespace", name);
-  namespaces.push(name);
-  if (Object.keys(labels).length > 0) kubectl("label", "namespace", name, "--overwrite", ...Object.entries(labels).map(([k, v]) => `${k}=${v}`));
-  return name;
+/** A fresh namespace (deleted in afterAll); returns its name. */
+async function freshNamespace(prefix: string, labels: Record<string, string> = {}): Promise<string> {
+  const ns = await createNamespace(prefix, labels);
+  namespaces.push(ns);
+  return ns.name;
 }
 
 /** A config file for the namespace; `extra` is YAML appended under backend.kubernetes. */
 function configFile(ns: string, opts: { kubeconfig?: string; extra?: string } = {}): string {
-  const file = join(tmp, `${ns}-${nsCounter++}.yaml`);
+  const file = join(tmp, `${ns}-${fileCounter++}.yaml`);
   const lines = [
     "worker_id: preflight-e2e",
     "backend:",
@@ -76,11 +60,8 @@ interface CliRun {
 
 async function preflight(args: string[], timeoutMs = 60_000): Promise<CliRun> {
   const t0 = performance.now();
-  const proc = Bun.spawn([...CLI, "preflight", ...args], { cwd: ROOT, stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  clearTimeout(timer);
-  return { code, stdout, stderr, ms: performance.now() - t0 };
+  const result = await runCommand([...CLI, "preflight", ...args], { timeoutMs, env: { NO_COLOR: "1" } });
+  return { ...result, ms: performance.now() - t0 };
 }
 
 interface JsonCheck {
@@ -99,32 +80,32 @@ function parseJson(run: CliRun): JsonCheck[] {
     .map((l) => JSON.parse(l) as JsonCheck);
 }
 
-function preflightObjects(ns: string, kind: "jobs" | "pods"): string[] {
-  return kubectl("get", kind, "-n", ns, "-l", "oz-preflight", "-o", "name").split("\n").filter(Boolean);
+async function preflightObjects(ns: string, kind: "jobs" | "pods"): Promise<string[]> {
+  return (await kubectl("get", kind, "-n", ns, "-l", "oz-preflight", "-o", "name")).split("\n").filter(Boolean);
 }
 
 /** No preflight Job right after the CLI returned (it deletes before exiting), and its pods go soon after. */
 async function expectNothingLeft(ns: string): Promise<void> {
-  expect(preflightObjects(ns, "jobs")).toEqual([]);
-  await waitFor(`preflight pods in ${ns} to be gone`, () => (preflightObjects(ns, "pods").length === 0 ? true : undefined), 30_000);
+  expect(await preflightObjects(ns, "jobs")).toEqual([]);
+  await waitFor(`preflight pods in ${ns} to be gone`, async () => ((await preflightObjects(ns, "pods")).length === 0 ? true : undefined), { timeoutMs: 30_000 });
 }
 
 beforeAll(async () => {
   // Idempotent: returns at once when the sandbox is already healthy; builds it on first use.
-  sandbox(["up"], { timeoutMs: 60 * 60_000 });
+  await ensureSandbox();
   // The kube client's first connection, JIT and so on: one run to warm up.
-  const ns = freshNamespace("pf-warm");
+  const ns = await freshNamespace("pf-warm");
   await preflight(["--config-file", configFile(ns)]);
 }, 60 * 60_000);
 
-afterAll(() => {
-  for (const ns of namespaces) sandbox(["kubectl", "delete", "namespace", ns, "--wait=false"], { check: false });
+afterAll(async () => {
+  await Promise.allSettled(namespaces.map((ns) => ns.cleanup()));
   rmSync(tmp, { recursive: true, force: true });
 });
 
 describe("oz-worker preflight on the sandbox", () => {
   test("passes in an ordinary namespace, well under 3 s on a warm sandbox", async () => {
-    const ns = freshNamespace("pf-ok");
+    const ns = await freshNamespace("pf-ok");
     const file = configFile(ns);
     const times: number[] = [];
     let last: CliRun | undefined;
@@ -152,7 +133,7 @@ describe("oz-worker preflight on the sandbox", () => {
   });
 
   test("--output json: one object per check and line, in order, with the documented fields", async () => {
-    const ns = freshNamespace("pf-json");
+    const ns = await freshNamespace("pf-json");
     const run = await preflight(["--config-file", configFile(ns), "--output", "json"]);
     expect(run.code).toBe(0);
     const checks = parseJson(run);
@@ -169,7 +150,7 @@ describe("oz-worker preflight on the sandbox", () => {
   });
 
   test("fails in a namespace enforcing Pod Security restricted: names it and the violated rule, suggests use_image_volumes or a policy change", async () => {
-    const ns = freshNamespace("pf-psa", { "pod-security.kubernetes.io/enforce": "restricted" });
+    const ns = await freshNamespace("pf-psa", { "pod-security.kubernetes.io/enforce": "restricted" });
     const run = await preflight(["--config-file", configFile(ns)]);
     expect(run.code).toBe(1);
     const text = run.stdout;
@@ -188,28 +169,15 @@ describe("oz-worker preflight on the sandbox", () => {
   });
 
   test("fails for a ServiceAccount whose Role lacks delete on jobs, listing exactly that; the Role snippet fixes it", async () => {
-    const ns = freshNamespace("pf-rbac");
-    const role = {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "Role",
-      metadata: { name: "worker", namespace: ns },
-      rules: [
-        { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "get", "list", "watch", "patch"] },
-        { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
-        { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
-        { apiGroups: [""], resources: ["events"], verbs: ["list"] },
-        { apiGroups: [""], resources: ["secrets"], verbs: ["create", "get"] },
-      ],
-    };
-    const binding = {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "RoleBinding",
-      metadata: { name: "worker", namespace: ns },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "worker" },
-      subjects: [{ kind: "ServiceAccount", name: "worker", namespace: ns }],
-    };
-    sandbox(["kubectl", "apply", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: [role, binding] }) });
-    const kubeconfig = sandbox(["kubeconfig", "--namespace", ns, "--service-account", "worker"]).stdout.trim();
+    const ns = await freshNamespace("pf-rbac");
+    await grantRole(ns, "worker", [
+      { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "get", "list", "watch", "patch"] },
+      { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
+      { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
+      { apiGroups: [""], resources: ["events"], verbs: ["list"] },
+      { apiGroups: [""], resources: ["secrets"], verbs: ["create", "get"] },
+    ]);
+    const kubeconfig = await serviceAccountKubeconfig(ns, "worker");
     expect(existsSync(kubeconfig)).toBe(true);
     const file = configFile(ns, { kubeconfig });
 
@@ -227,7 +195,7 @@ describe("oz-worker preflight on the sandbox", () => {
     // The fix is ready to apply: after it, the same ServiceAccount passes (events listed: the Role grants no watch on them).
     const fix = checks.permissions!.fix!;
     const snippet = fix.slice(fix.indexOf("\n") + 1);
-    sandbox(["kubectl", "apply", "-f", "-"], { input: snippet });
+    await kubectlApply(snippet);
     const again = await preflight(["--config-file", file, "--output", "json"]);
     expect(parseJson(again).map((c) => `${c.name} ${c.status}`)).toEqual(["connection pass", "permissions pass", "dry-run pass", "preflight-job pass"]);
     expect(again.code).toBe(0);
@@ -235,7 +203,7 @@ describe("oz-worker preflight on the sandbox", () => {
   });
 
   test("fails with preflight_image x:pull-error as an image pull problem", async () => {
-    const ns = freshNamespace("pf-pull");
+    const ns = await freshNamespace("pf-pull");
     const run = await preflight(["--config-file", configFile(ns, { extra: "preflight_image: x:pull-error" }), "--output", "json"]);
     expect(run.code).toBe(1);
     const job = parseJson(run).find((c) => c.name === "preflight-job")!;
@@ -248,18 +216,18 @@ describe("oz-worker preflight on the sandbox", () => {
   });
 
   test("Ctrl-C while the preflight Job waits: exit 130 and the Job is deleted", async () => {
-    const ns = freshNamespace("pf-int");
+    const ns = await freshNamespace("pf-int");
     // No scheduler picks the pod up, so the check waits (up to --timeout) for its start.
     const file = configFile(ns, { extra: "pod_template:\n  schedulerName: no-such-scheduler" });
     const proc = Bun.spawn([...CLI, "preflight", "--config-file", file, "--timeout", "60s"], {
-      cwd: ROOT,
+      cwd: REPO_ROOT,
       stdout: "pipe",
       stderr: "pipe",
       env: { ...process.env, NO_COLOR: "1" },
     });
     const out = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
     try {
-      await waitFor("the preflight Job", () => (preflightObjects(ns, "jobs").length > 0 ? true : undefined), 20_000);
+      await waitFor("the preflight Job", async () => ((await preflightObjects(ns, "jobs")).length > 0 ? true : undefined), { timeoutMs: 20_000 });
       const t0 = performance.now();
       proc.kill("SIGINT");
       const code = await Promise.race([proc.exited, Bun.sleep(15_000).then(() => "still running")]);

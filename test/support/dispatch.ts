@@ -8,44 +8,20 @@ import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { WORKER_WS_PATH } from "../dispatch-server/server.ts";
 import type { CreateTaskBody, JsonObject, TaskRecord, TaskState, WorkerInfo } from "../dispatch-server/types.ts";
+import { waitFor, type WaitOptions } from "./wait.ts";
 
 export type { CreateTaskBody, TaskRecord, TaskState, WorkerInfo } from "../dispatch-server/types.ts";
+// The shared wait helper (test/support/wait.ts), re-exported for the importers of this module.
+export { waitFor, type WaitOptions };
 
 export const DEV_SERVER_SCRIPT = resolve(import.meta.dir, "../../scripts/oz-dev-server");
 
 const STARTUP_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
-const DEFAULT_WAIT_MS = 10_000;
-const POLL_INTERVAL_MS = 20;
+/** How long connectTestWorker waits for the socket to open, by default. */
+const CONNECT_TIMEOUT_MS = 10_000;
 /** How much server stderr to keep for `logs()` and timeout messages. */
 const MAX_LOG_CHARS = 1_000_000;
-
-export interface WaitOptions {
-  timeoutMs?: number;
-  intervalMs?: number;
-}
-
-/**
- * Polls `probe` until it returns something other than undefined, or fails
- * after the deadline with `description` (and `detail()`, if given) in the error.
- */
-export async function waitFor<T>(
-  description: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  options: WaitOptions & { detail?: () => string } = {},
-): Promise<T> {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_WAIT_MS;
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (performance.now() >= deadline) {
-      const detail = options.detail?.();
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${description}${detail ? `\n${detail}` : ""}`);
-    }
-    await Bun.sleep(options.intervalMs ?? POLL_INTERVAL_MS);
-  }
-}
 
 /** A non-success answer from the dispatch server's HTTP API. */
 export class DispatchApiError extends Error {
@@ -210,6 +186,19 @@ export class DispatchServer {
     await this.spawn(this.currentPort);
   }
 
+  /**
+   * An outage: stops the server process (SIGTERM) but keeps its port and state file, until
+   * resume(). Connected workers lose their socket and cannot reconnect meanwhile.
+   */
+  async pause(): Promise<void> {
+    await this.terminate("SIGTERM");
+  }
+
+  /** Ends an outage begun by pause(): the server starts again on the same port with the same state. */
+  async resume(): Promise<void> {
+    if (this.child === null) await this.spawn(this.currentPort);
+  }
+
   private async spawn(port: number): Promise<void> {
     const child = Bun.spawn(
       [DEV_SERVER_SCRIPT, "--port", String(port), "--api-key", this.apiKey, "--state", this.stateFile],
@@ -344,7 +333,7 @@ export function connectTestWorker(
   const url = `${server.wsUrl}?worker_id=${encodeURIComponent(workerId)}`;
   const socket = new BunWebSocket(url, { headers: { Authorization: `Bearer ${options.apiKey ?? server.apiKey}` } });
   const worker = new TestWorker(workerId, socket, options.onFrame);
-  const timeoutMs = options.timeoutMs ?? DEFAULT_WAIT_MS;
+  const timeoutMs = options.timeoutMs ?? CONNECT_TIMEOUT_MS;
   return new Promise((resolvePromise, reject) => {
     const timer = setTimeout(() => {
       socket.terminate();

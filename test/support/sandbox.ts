@@ -13,6 +13,10 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse } from "yaml";
+import { waitFor, type WaitForOptions } from "./wait.ts";
+
+// The shared wait helper (test/support/wait.ts), re-exported for the importers of this module.
+export { waitFor, type WaitForOptions };
 
 export const REPO_ROOT = resolve(import.meta.dir, "../..");
 export const SANDBOX_SCRIPT = resolve(REPO_ROOT, "scripts/sandbox");
@@ -96,10 +100,9 @@ export function kubectlResult(args: string[], options: { input?: string; kubecon
   return run([...base, ...args], { ...(options.input === undefined ? {} : { input: options.input }), timeoutMs: 60_000 });
 }
 
-/** `kubectl apply -f -` of objects (as JSON); returns stdout. */
-export async function kubectlApply(objects: object | object[], ...args: string[]): Promise<string> {
-  const items = Array.isArray(objects) ? objects : [objects];
-  const body = JSON.stringify({ apiVersion: "v1", kind: "List", items });
+/** `kubectl apply -f -` of objects (sent as a JSON List) or of manifest text (YAML or JSON); returns stdout. */
+export async function kubectlApply(objects: object | object[] | string, ...args: string[]): Promise<string> {
+  const body = typeof objects === "string" ? objects : JSON.stringify({ apiVersion: "v1", kind: "List", items: Array.isArray(objects) ? objects : [objects] });
   const result = await kubectlResult(["apply", "-f", "-", ...args], { input: body });
   if (result.code !== 0) throw new CommandError(["kubectl", "apply", ...args], result);
   return result.stdout;
@@ -205,6 +208,24 @@ export async function serviceAccountKubeconfig(namespace: string, serviceAccount
   return result.stdout.trim().split("\n").pop() ?? "";
 }
 
+/**
+ * Grants ServiceAccount `serviceAccount` of `namespace` the `rules`: applies a Role
+ * and a RoleBinding to it, both named `name` (by default the ServiceAccount's).
+ */
+export async function grantRole(namespace: string, serviceAccount: string, rules: object[], name = serviceAccount): Promise<void> {
+  const metadata = { name, namespace };
+  await kubectlApply([
+    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata, rules },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata,
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
+      subjects: [{ kind: "ServiceAccount", name: serviceAccount, namespace }],
+    },
+  ]);
+}
+
 export interface Namespace {
   name: string;
   /** Deletes the namespace (and everything in it); waits until it is gone when `wait` is set. */
@@ -236,44 +257,4 @@ export async function freshNamespace(prefix: string, labels: Record<string, stri
       }
     },
   };
-}
-
-export interface WaitForOptions {
-  /** Deadline (default 30 s). */
-  timeoutMs?: number;
-  /** Poll interval (default 200 ms). */
-  intervalMs?: number;
-  /** What is awaited, for the timeout message. */
-  what?: string;
-}
-
-/**
- * Polls `fn` until it returns a value that is not false, null or undefined,
- * and returns that value. Errors thrown by `fn` count as "not yet"; the last
- * one is reported if the deadline passes.
- */
-export async function waitFor<T>(
-  fn: () => T | Promise<T>,
-  options: WaitForOptions = {},
-): Promise<Exclude<T, false | null | undefined>> {
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  const deadline = performance.now() + timeoutMs;
-  let lastError: unknown;
-  let lastValue: unknown;
-  for (;;) {
-    try {
-      const value = await fn();
-      lastValue = value;
-      if (value !== false && value !== null && value !== undefined) {
-        return value as Exclude<T, false | null | undefined>;
-      }
-    } catch (error) {
-      lastError = error;
-    }
-    if (performance.now() >= deadline) {
-      const detail = lastError ? `; last error: ${String(lastError)}` : `; last value: ${JSON.stringify(lastValue)}`;
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${options.what ?? "a condition"}${detail}`);
-    }
-    await Bun.sleep(options.intervalMs ?? 200);
-  }
 }
