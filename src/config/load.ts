@@ -132,8 +132,18 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
         issues.push({ file, line: pos.line, column: pos.col, path: "", message: `invalid YAML: ${err.message.split("\n")[0]}` });
       }
     } else {
-      const root: unknown = doc.toJS({ maxAliasCount: 1000 });
-      if (root === null || root === undefined) data = {};
+      let root: unknown;
+      try {
+        root = doc.toJS({ maxAliasCount: 1000 });
+      } catch (err) {
+        // yaml reports some problems only here: an alias bomb (too many aliases), an alias
+        // to no anchor, a merge key (<<) of something that is not a map.
+        fileOk = false;
+        root = {};
+        issues.push({ ...at(file, lines, doc.contents), path: "", message: `invalid YAML: ${(err instanceof Error ? err.message : String(err)).split("\n")[0]}` });
+      }
+      if (!fileOk) data = {};
+      else if (root === null || root === undefined) data = {};
       else if (isPlainObject(root)) data = root;
       else {
         fileOk = false;

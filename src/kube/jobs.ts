@@ -9,7 +9,13 @@ import {
   type V1Job,
   type V1Secret,
 } from "@kubernetes/client-node";
-import { EXECUTION_HASH_LABEL, PREFLIGHT_LABEL, REPORTED_OUTCOME_ANNOTATION, WORKER_HASH_LABEL } from "../core/naming.ts";
+import {
+  EXECUTION_HASH_LABEL,
+  PREFLIGHT_LABEL,
+  REPORTED_OUTCOME_ANNOTATION,
+  WORKER_HASH_LABEL,
+  taskSecretNameFor,
+} from "../core/naming.ts";
 import { withOwner } from "../core/job-spec.ts";
 import { type KubeClient, KubeApiError, toKubeApiError } from "./client.ts";
 
@@ -116,6 +122,30 @@ export class TaskJobs {
     return result;
   }
 
+  /**
+   * A task Job a stopped worker left suspended: createTaskJob holds the Job suspended until its
+   * Secret exists, so a worker killed in between leaves a Job that never runs. Resumes it when
+   * the Secret it references exists (or it references none); "secret_missing" when the Secret
+   * was never created, and the task's env_vars (which only the assignment carried) are gone.
+   */
+  async resumeHeldJob(job: V1Job): Promise<"resumed" | "secret_missing"> {
+    const name = job.metadata?.name;
+    if (!name) throw new Error("resumeHeldJob: the Job has no metadata.name");
+    const ns = job.metadata?.namespace ?? this.namespace;
+    const secretName = referencedTaskSecret(job);
+    if (secretName) {
+      try {
+        await this.core.readNamespacedSecret({ name: secretName, namespace: ns });
+      } catch (err) {
+        const e = toKubeApiError(err, { verb: "get", resource: "secrets", namespace: ns, name: secretName });
+        if (e.notFound) return "secret_missing";
+        throw e;
+      }
+    }
+    await this.patchJob(name, { spec: { suspend: false } }, ns);
+    return "resumed";
+  }
+
   /** The Job, or undefined when it does not exist. */
   async getJob(name: string): Promise<V1Job | undefined> {
     try {
@@ -205,6 +235,19 @@ export class TaskJobs {
       throw toKubeApiError(err, { verb: "patch", resource: "jobs", namespace: ns, name });
     }
   }
+}
+
+/** The per-task Secret (`<job>-env`) the Job's pod template references, if any. */
+export function referencedTaskSecret(job: V1Job): string | undefined {
+  const name = job.metadata?.name;
+  if (!name) return undefined;
+  const secretName = taskSecretNameFor(name);
+  const spec = job.spec?.template?.spec;
+  for (const c of [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])]) {
+    if ((c.env ?? []).some((e) => e.valueFrom?.secretKeyRef?.name === secretName)) return secretName;
+    if ((c.envFrom ?? []).some((e) => e.secretRef?.name === secretName)) return secretName;
+  }
+  return undefined;
 }
 
 function reportedValue(outcome: ReportedOutcome | string): string {

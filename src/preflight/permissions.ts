@@ -33,7 +33,7 @@ export const REQUIRED_PERMISSIONS: readonly RequiredPermission[] = [
   { apiGroup: "", resource: "pods/log", verb: "get", reason: "copy a failed task's container logs into the worker log" },
   { apiGroup: "", resource: "events", verb: "list", reason: "read FailedCreate, FailedMount and image pull events of a Job or pod in trouble" },
   { apiGroup: "", resource: "secrets", verb: "create", reason: "create the per-task Secret holding the task's env_vars (owned by its Job)", taskSecretsOnly: true },
-  { apiGroup: "", resource: "secrets", verb: "get", reason: "read an execution's existing per-task Secret when its Job is adopted", taskSecretsOnly: true },
+  { apiGroup: "", resource: "secrets", verb: "get", reason: "check that a Job left suspended by a stopped worker has its per-task Secret before resuming it", taskSecretsOnly: true },
 ];
 
 /** The permissions this config needs: without the Secret ones when env is inline. */

@@ -36,6 +36,8 @@ export interface TaskCluster {
   /** Stops a Job's pods but keeps the Job (cancellation with cleanup off). */
   suspendJob(name: string, outcome: ReportedOutcome): Promise<unknown>;
   readLogs(pod: string, container: string): Promise<ContainerLogs>;
+  /** Resumes a Job a stopped worker left suspended, unless its Secret was never created. */
+  resumeHeldJob?(job: V1Job): Promise<"resumed" | "secret_missing">;
 }
 type TaskJobsLike = { createTaskJob(job: V1Job, secret?: import("@kubernetes/client-node").V1Secret): unknown };
 
@@ -58,6 +60,8 @@ export interface TaskLoopOptions {
   logger: Logger;
   secrets: Pick<SecretRegistry, "registerAll">;
   now?: () => number;
+  /** First pause before recording a reported outcome again after a failure (doubles). Default 500 ms. */
+  markRetryDelayMs?: number;
 }
 
 type TaskState = "starting" | "running" | "finishing" | "done";
@@ -73,6 +77,8 @@ interface Task {
   cancelRequested: boolean;
   unsubscribe?: () => void;
   releaseSecrets: () => void;
+  /** The Job never ran and never will (see #resumeHeld): once reported it is deleted. */
+  deleteWhenReported?: boolean;
   /** Output about the task still being written (failed container logs); secrets wait for it. */
   secretsHeldBy?: Promise<unknown>;
 }
@@ -81,6 +87,8 @@ interface Task {
 const AT_CAPACITY = "at_capacity";
 const SHUTTING_DOWN = "shutting_down";
 const FAILED_LOG_CONTAINER_LIMIT = 8;
+/** Tries to record a reported outcome on its Job (pauses 0.5, 1, 2, 4, 8, 16 s: about 30 s). */
+const MARK_ATTEMPTS = 7;
 
 export class TaskLoop {
   readonly #opts: TaskLoopOptions;
@@ -139,6 +147,7 @@ export class TaskLoop {
       if (Number.isFinite(created)) task.startedAt = created;
       task.log.info("re-adopted the task's Job after a restart", { job: name });
       this.#watch(task);
+      if (job.spec?.suspend === true) this.#background(this.#resumeHeld(task, job), task.log);
       adopted++;
     }
     return adopted;
@@ -317,9 +326,9 @@ export class TaskLoop {
       }
       const stillActive = outcome.state === "failed" && podsStillRun(snap?.job, snap?.pods ?? []);
       try {
-        await cluster.markReported(name, record, { stopPods: stillActive });
+        await this.#markReported(task, name, record, { stopPods: stillActive });
         // A succeeded Job goes at once; a failed one stays for its TTL, for inspection.
-        if (outcome.state === "succeeded") await cluster.deleteJob(name, { propagation: "Background" });
+        if (outcome.state === "succeeded" || task.deleteWhenReported) await cluster.deleteJob(name, { propagation: "Background" });
       } catch (err) {
         task.log.warn("recording or cleaning up the finished Job failed", { job: name, error: errorText(err) });
       }
@@ -329,9 +338,30 @@ export class TaskLoop {
     this.#done(task, outcome.state, outcome.state === "failed" ? outcome : undefined);
   }
 
+  /**
+   * Records the reported outcome on the Job, retried for about 30 s while the worker runs: an
+   * outcome Oz has but the Job does not record (the API server restarting just then) would be
+   * reported again by a restarted worker. A Job that is gone (404) has nothing to record.
+   */
+  async #markReported(task: Task, name: string, record: ReportedOutcome, opts?: { stopPods?: boolean }): Promise<void> {
+    let delay = this.#opts.markRetryDelayMs ?? 500;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#opts.cluster.markReported(name, record, opts);
+        return;
+      } catch (err) {
+        const gone = (err as { notFound?: unknown }).notFound === true;
+        if (gone || attempt >= MARK_ATTEMPTS || !this.#accepting) throw err;
+        task.log.warn("recording the reported outcome on the Job failed; retrying", { job: name, attempt, error: errorText(err) });
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay *= 2;
+      }
+    }
+  }
+
   async #markQuietly(task: Task, name: string, record: ReportedOutcome): Promise<void> {
     try {
-      await this.#opts.cluster.markReported(name, record);
+      await this.#markReported(task, name, record);
     } catch (err) {
       task.log.warn("recording the reported outcome on the Job failed", { job: name, error: errorText(err) });
     }
@@ -374,12 +404,52 @@ export class TaskLoop {
     }
   }
 
+  /**
+   * A re-adopted Job that is suspended: its worker stopped between creating it (held suspended)
+   * and creating its Secret or resuming it (src/kube/jobs.ts createTaskJob). Resumed when its
+   * Secret exists; otherwise the task cannot run (its env_vars came only with the assignment)
+   * and fails once. Such a Job never finishes, so no TTL would remove it: it is deleted once
+   * reported (unless cleanup is off).
+   */
+  async #resumeHeld(task: Task, job: V1Job): Promise<void> {
+    const { cluster, config } = this.#opts;
+    if (!cluster.resumeHeldJob) return;
+    let result: "resumed" | "secret_missing";
+    let delay = this.#opts.markRetryDelayMs ?? 500;
+    for (let attempt = 1; ; attempt++) {
+      if (task.state !== "running") return;
+      try {
+        result = await cluster.resumeHeldJob(job);
+        break;
+      } catch (err) {
+        // Left as it is, the Job would never run: retry a while (the API server restarting).
+        if (attempt >= MARK_ATTEMPTS || !this.#accepting) throw err;
+        task.log.warn("resuming the Job a stopped worker had left suspended failed; retrying", { job: task.jobName, attempt, error: errorText(err) });
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay *= 2;
+      }
+    }
+    if (result === "resumed") {
+      task.log.info("resumed the Job a stopped worker had left suspended", { job: task.jobName });
+      return;
+    }
+    task.deleteWhenReported = config.cleanup;
+    await this.#finish(task, {
+      state: "failed",
+      reason: "job_create",
+      message:
+        `Job ${task.jobName} (namespace ${config.kubernetes.namespace}) never ran: the worker stopped after creating it ` +
+        "and before creating the Secret with the task's env_vars, which cannot be recovered",
+    });
+  }
+
   /** A Job whose outcome was reported before a restart: finish its cleanup only. */
   #cleanupReported(job: V1Job): void {
     const name = job.metadata?.name;
     if (!name || !this.#opts.config.cleanup) return;
     const succeeded = (job.status?.conditions ?? []).some((c) => c.type === "Complete" && c.status === "True");
-    if (succeeded) this.#background(this.#opts.cluster.deleteJob(name, { propagation: "Background" }).catch(() => false));
+    // Suspended with cleanup on: a Job that never ran (see #resumeHeld), which no TTL removes.
+    if (succeeded || job.spec?.suspend === true) this.#background(this.#opts.cluster.deleteJob(name, { propagation: "Background" }).catch(() => false));
   }
 
   #reject(taskId: string, metricReason: string, reason: string, log: Logger): void {

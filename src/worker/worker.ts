@@ -159,6 +159,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
       markReported: (name, outcome, o) => jobs.markReported(name, outcome, o),
       suspendJob: (name, outcome) => jobs.suspendJob(name, outcome),
       readLogs: (pod, container) => readContainerLogs(kube, k8s.namespace, pod, container),
+      resumeHeldJob: (job) => jobs.resumeHeldJob(job),
     },
     send: (message) => conn.sendAndWait(message.type, message.data as Record<string, unknown>),
     metrics,
