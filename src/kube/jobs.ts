@@ -1,6 +1,7 @@
 // Task Jobs in the cluster: create (or adopt), the per-task Secret owned by the Job, delete,
 // the reported-outcome annotation, and listing this worker's Jobs. Every failure becomes a
 // KubeApiError with the HTTP status and a readable message.
+import { Buffer } from "node:buffer";
 import {
   BatchV1Api,
   CoreV1Api,
@@ -144,6 +145,25 @@ export class TaskJobs {
     }
     await this.patchJob(name, { spec: { suspend: false } }, ns);
     return "resumed";
+  }
+
+  /**
+   * The values of the task Secret a Job references (none when it references none or the
+   * Secret is gone): a restarted worker registers them for log redaction, as it did for the
+   * assignment's env_vars before the restart.
+   */
+  async readTaskSecretValues(job: V1Job): Promise<string[]> {
+    const secretName = referencedTaskSecret(job);
+    if (!secretName) return [];
+    const ns = job.metadata?.namespace ?? this.namespace;
+    try {
+      const secret = await this.core.readNamespacedSecret({ name: secretName, namespace: ns });
+      return Object.values(secret.data ?? {}).map((b64) => Buffer.from(b64, "base64").toString("utf8"));
+    } catch (err) {
+      const e = toKubeApiError(err, { verb: "get", resource: "secrets", namespace: ns, name: secretName });
+      if (e.notFound) return [];
+      throw e;
+    }
   }
 
   /** The Job, or undefined when it does not exist. */

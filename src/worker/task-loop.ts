@@ -1,7 +1,7 @@
 // The task loop: assignment → claim → Job → outcome → report → cleanup, for every task of
 // this worker. It owns no I/O of its own: the Oz connection, the Kubernetes calls, the shared
 // watch and telemetry come in as ports, so the loop reads as the life of a task.
-import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import type { V1Job, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { JobSpecError, buildTaskObjects } from "../core/job-spec.ts";
 import {
   EXECUTION_ID_ANNOTATION,
@@ -29,7 +29,7 @@ import type { WorkerMetrics } from "../telemetry/metrics.ts";
 
 /** The Kubernetes operations the loop needs (src/kube/jobs.ts TaskJobs provides them). */
 export interface TaskCluster {
-  createTaskJob(job: V1Job, secret?: Parameters<TaskJobsLike["createTaskJob"]>[1]): Promise<CreateTaskJobResult>;
+  createTaskJob(job: V1Job, secret?: V1Secret): Promise<CreateTaskJobResult>;
   deleteJob(name: string, opts?: { propagation?: "Background" | "Foreground" }): Promise<boolean>;
   /** Records the reported outcome on the Job; `stopPods` also ends a still-active Job's pods. */
   markReported(name: string, outcome: ReportedOutcome, opts?: { stopPods?: boolean }): Promise<unknown>;
@@ -38,8 +38,9 @@ export interface TaskCluster {
   readLogs(pod: string, container: string): Promise<ContainerLogs>;
   /** Resumes a Job a stopped worker left suspended, unless its Secret was never created. */
   resumeHeldJob?(job: V1Job): Promise<"resumed" | "secret_missing">;
+  /** The values of the task Secret a Job references, for log redaction after a restart. */
+  readTaskSecretValues?(job: V1Job): Promise<string[]>;
 }
-type TaskJobsLike = { createTaskJob(job: V1Job, secret?: import("@kubernetes/client-node").V1Secret): unknown };
 
 /** The shared watch (src/kube/task-watch.ts TaskWatch). */
 export interface TaskObserver {
@@ -81,6 +82,10 @@ interface Task {
   deleteWhenReported?: boolean;
   /** Output about the task still being written (failed container logs); secrets wait for it. */
   secretsHeldBy?: Promise<unknown>;
+  /** A re-adopted task's secret values being read back for redaction. */
+  secretsLoaded?: Promise<void>;
+  /** Its secrets could not be read back, so its container logs are not written. */
+  withholdLogs?: boolean;
 }
 
 /** The reject reason label for metrics when the limit is reached. */
@@ -146,6 +151,7 @@ export class TaskLoop {
       const created = Date.parse(job.metadata?.creationTimestamp as unknown as string);
       if (Number.isFinite(created)) task.startedAt = created;
       task.log.info("re-adopted the task's Job after a restart", { job: name });
+      task.secretsLoaded = this.#registerAdoptedSecrets(task, job);
       this.#watch(task);
       if (job.spec?.suspend === true) this.#background(this.#resumeHeld(task, job), task.log);
       adopted++;
@@ -369,8 +375,11 @@ export class TaskLoop {
 
   #done(task: Task, result: "succeeded" | "failed" | "cancelled", failure?: FailedOutcome): void {
     task.state = "done";
-    if (task.secretsHeldBy) void task.secretsHeldBy.then(task.releaseSecrets, task.releaseSecrets);
-    else task.releaseSecrets();
+    if (task.secretsHeldBy || task.secretsLoaded) {
+      void Promise.allSettled([task.secretsHeldBy, task.secretsLoaded]).then(() => task.releaseSecrets());
+    } else {
+      task.releaseSecrets();
+    }
     this.#tasks.delete(task.taskId);
     this.#opts.metrics.taskFinished({
       result,
@@ -380,7 +389,24 @@ export class TaskLoop {
   }
 
   /** The failed pod's container logs (each capped, tail kept) go to the worker log. */
+  /** Registers a re-adopted task's secret values for redaction (the assignment is gone). */
+  async #registerAdoptedSecrets(task: Task, job: V1Job): Promise<void> {
+    const read = this.#opts.cluster.readTaskSecretValues;
+    if (!read) return;
+    try {
+      task.releaseSecrets = this.#opts.secrets.registerAll(await read.call(this.#opts.cluster, job));
+    } catch (err) {
+      task.log.warn("reading the re-adopted task's Secret for log redaction failed; its failed-container logs are not written", {
+        job: task.jobName,
+        error: errorText(err),
+      });
+      task.withholdLogs = true;
+    }
+  }
+
   async #logFailedContainers(task: Task, outcome: FailedOutcome, snap: ExecutionSnapshot): Promise<void> {
+    await task.secretsLoaded;
+    if (task.withholdLogs) return;
     const pod = snap.pods.find((p) => p.metadata?.name === outcome.podName) ?? snap.pods[snap.pods.length - 1];
     const podName = pod?.metadata?.name;
     if (!pod || !podName) return;

@@ -160,6 +160,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
       suspendJob: (name, outcome) => jobs.suspendJob(name, outcome),
       readLogs: (pod, container) => readContainerLogs(kube, k8s.namespace, pod, container),
       resumeHeldJob: (job) => jobs.resumeHeldJob(job),
+      readTaskSecretValues: (job) => jobs.readTaskSecretValues(job),
     },
     send: (message) => conn.sendAndWait(message.type, message.data as Record<string, unknown>),
     metrics,

@@ -153,3 +153,60 @@ describe("TaskLoop.reattach", () => {
     expect(reported.sent).toEqual([]);
   });
 });
+
+describe("TaskLoop.reattach: secrets of a re-adopted task", () => {
+  test("its Secret's values are registered for redaction before a failed container's log is written, and released after", async () => {
+    const failedJob = job("failed-job", "t-failed");
+    const hash = failedJob.metadata!.labels![EXECUTION_HASH_LABEL]!;
+    const pod: V1Pod = {
+      metadata: { name: "failed-job-pod", namespace: "warp-oz", creationTimestamp: new Date() },
+      status: {
+        phase: "Failed",
+        containerStatuses: [
+          { name: "task", image: "x", imageID: "", ready: false, restartCount: 0, state: { terminated: { exitCode: 3, reason: "Error" } } },
+        ],
+      },
+    };
+    const order: string[] = [];
+    let readSecret!: (values: string[]) => void;
+    const loop = new TaskLoop({
+      config: makeConfig({ inlineTaskEnv: false }),
+      cluster: {
+        createTaskJob: async () => {
+          throw new Error("not expected");
+        },
+        deleteJob: async () => true,
+        markReported: async () => ({}),
+        suspendJob: async () => ({}),
+        readLogs: async (podName, container) => {
+          order.push(`logs ${podName}/${container}`);
+          return { text: "token s3cr3t-value", totalBytes: 18, truncatedBytes: 0, timedOut: false };
+        },
+        // The Secret answers only after the outcome is known: the log must still wait for it.
+        readTaskSecretValues: () => new Promise((resolve) => (readSecret = resolve)),
+      },
+      observer: {
+        jobs: () => [failedJob],
+        snapshot: () => ({ executionHash: hash, job: failedJob, pods: [pod], events: [], jobDeleted: false }),
+        subscribe: () => () => undefined,
+      },
+      send: async () => undefined,
+      metrics: { taskStarted() {}, taskFinished() {}, taskRejected() {} },
+      logger: silentLogger,
+      secrets: {
+        registerAll: (values) => {
+          order.push(`register ${[...values].join(",")}`);
+          return () => order.push("release");
+        },
+      },
+      markRetryDelayMs: 1,
+    });
+    loop.reattach();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(order).toEqual([]);
+    readSecret(["s3cr3t-value"]);
+    await loop.drain();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(order).toEqual(["register s3cr3t-value", "logs failed-job-pod/task", "release"]);
+  });
+});
