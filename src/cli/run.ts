@@ -49,7 +49,7 @@ export function startWorker(options: RunOptions): Promise<number> {
     logFormat: options.logFormat,
     health: options.health,
     skipPreflight: options.skipPreflight,
-    preflight: (config, logger, signal) => preflightGate(config, logger, signal),
+    preflight: (config, logger, signal, kube) => preflightGate(config, logger, signal, kube),
     stopSignal,
   });
 }

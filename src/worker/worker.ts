@@ -3,7 +3,7 @@
 // place (the Job is the durable unit; a restarted worker re-adopts it).
 import { shortHash } from "../core/naming.ts";
 import type { WorkerConfig } from "../core/types.ts";
-import { ClusterUnreachableError, KubeconfigError, describeError, loadKubeClient } from "../kube/client.ts";
+import { ClusterUnreachableError, type KubeClient, KubeconfigError, describeError, loadKubeClient } from "../kube/client.ts";
 import { TaskJobs } from "../kube/jobs.ts";
 import { readContainerLogs } from "../kube/logs.ts";
 import { TaskWatch } from "../kube/task-watch.ts";
@@ -11,7 +11,7 @@ import { OzConnection, type ReconnectReason } from "../oz/connection.ts";
 import { parseServerMessage, taskFailed } from "../oz/protocol.ts";
 import { startHealthServer, type HealthServer } from "../telemetry/health.ts";
 import { createLogger, secrets, type LogFormat, type Logger } from "../telemetry/log.ts";
-import { createMetrics, type WorkerMetrics } from "../telemetry/metrics.ts";
+import { createMetrics } from "../telemetry/metrics.ts";
 import { TaskLoop } from "./task-loop.ts";
 
 export interface WorkerOptions {
@@ -21,7 +21,7 @@ export interface WorkerOptions {
   health: { host: string | undefined; port: number };
   skipPreflight: boolean;
   /** The startup gate: resolves true when the cluster will run tasks. */
-  preflight(config: WorkerConfig, logger: Logger, signal: AbortSignal): Promise<boolean>;
+  preflight(config: WorkerConfig, logger: Logger, signal: AbortSignal, kube: KubeClient): Promise<boolean>;
   /** Resolves when the process is asked to stop (SIGTERM / SIGINT). */
   stopSignal: Promise<string>;
 }
@@ -52,7 +52,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
   // -e / env values go into every task container; they are usually credentials too.
   for (const e of config.env) secrets.register(e.value);
 
-  let kube: ReturnType<typeof loadKubeClient>;
+  let kube: KubeClient;
   try {
     kube = loadKubeClient(k8s.kubeconfig ? { kubeconfig: k8s.kubeconfig } : {});
     const version = await kube.checkReachable();
@@ -128,7 +128,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     logger.warn("preflight skipped (--skip-preflight): policy or permission problems will surface only when tasks run");
     preflightPassed = true;
   } else {
-    const ok = await opts.preflight(config, logger, stopping.signal);
+    const ok = await opts.preflight(config, logger, stopping.signal, kube);
     if (stopping.signal.aborted) return shutdown(EXIT_OK);
     if (!ok) {
       logger.error("preflight failed; the worker does not accept tasks until it passes (see the checks above)");
@@ -239,4 +239,3 @@ function redactQuery(url: string): string {
   return i < 0 ? url : url.slice(0, i);
 }
 
-export type { WorkerMetrics };
