@@ -11,34 +11,21 @@
 // Reproduce a run with FUZZ_SEED=<the seed it printed>.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { CoreV1Api } from "@kubernetes/client-node";
 import type { Server, ServerWebSocket } from "bun";
-import { loadKubeClient, type KubeClient } from "../../src/kube/client.ts";
 import { DEFAULT_LOG_MAX_BYTES } from "../../src/kube/logs.ts";
-import { type DispatchServer, startDispatchServer, waitFor } from "../support/dispatch.ts";
-import { ensureSandbox } from "../support/sandbox.ts";
-import { type WorkerProcess, startWorker } from "../support/worker.ts";
+import { type DispatchServer, waitFor } from "../support/dispatch.ts";
+import { E2EScope, uniqueId } from "../support/e2e-scope.ts";
+import { startWorker } from "../support/worker.ts";
 
 const MB = 1024 * 1024;
 
 const FRAMES = 10_000;
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
 
-/** The admin kubeconfig (from ensureSandbox). */
+/** The admin kubeconfig (from the scope's setup). */
 let KUBECONFIG: string;
-let admin: KubeClient;
-const namespaces: string[] = [];
-const workers: WorkerProcess[] = [];
-const servers: { stop(): unknown }[] = [];
-
-async function freshNamespace(prefix: string): Promise<string> {
-  const name = `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
-  await admin.api(CoreV1Api).createNamespace({ body: { metadata: { name } } });
-  namespaces.push(name);
-  return name;
-}
-
-const uniqueId = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+const scope = new E2EScope();
+const { freshNamespace, worker, dispatchServer } = scope;
 
 /** VmRSS and VmHWM (peak RSS) of a process, in MiB. */
 function memory(pid: number): { rss: number; peak: number } {
@@ -296,14 +283,11 @@ class FrameSource {
 
 beforeAll(async () => {
   // Reuses the running sandbox (starts or builds it when needed).
-  KUBECONFIG = await ensureSandbox();
-  admin = loadKubeClient({ kubeconfig: KUBECONFIG });
+  ({ kubeconfig: KUBECONFIG } = await scope.setup());
 }, 60 * 60_000);
 
 afterAll(async () => {
-  await Promise.allSettled(workers.map((w) => w.stop("SIGKILL")));
-  for (const s of servers) s.stop();
-  await Promise.allSettled(namespaces.map((ns) => admin.api(CoreV1Api).deleteNamespace({ name: ns })));
+  await scope.cleanup();
 });
 
 describe("hostile input", () => {
@@ -312,11 +296,11 @@ describe("hostile input", () => {
     async () => {
       console.log(`[fuzz] frames: seed ${SEED} (FUZZ_SEED=${SEED} reproduces this run)`);
       const ns = await freshNamespace("fuzz");
-      const oz = new RawOz();
-      servers.push(oz);
+      const oz = scope.track(new RawOz());
       const stub = { wsUrl: oz.wsUrl, apiKey: "fuzz-api-key" } as unknown as DispatchServer;
-      const w = await startWorker({ workerId: uniqueId("fuzz"), kubeconfig: KUBECONFIG, namespace: ns, dispatch: stub }, { waitConnected: false });
-      workers.push(w);
+      const w = scope.trackWorker(
+        await startWorker({ workerId: uniqueId("fuzz"), kubeconfig: KUBECONFIG, namespace: ns, dispatch: stub }, { waitConnected: false }),
+      );
       const source = new FrameSource(SEED);
 
       // Warm up with one valid task, then take the baseline.
@@ -398,11 +382,9 @@ describe("hostile input", () => {
     "a task whose pod log is 50 MB: the worker logs the tail with the truncation marker; its peak memory does not grow with the log (50 MB, then 200 MB)",
     async () => {
       const ns = await freshNamespace("fuzz-biglog");
-      const d: DispatchServer = await startDispatchServer();
-      servers.push(d);
+      const d = await dispatchServer();
       // inline_task_env: the simulator reads SANDBOX_LOG_BYTES only from an inline env value.
-      const w = await startWorker({ workerId: uniqueId("fuzz-biglog"), kubeconfig: KUBECONFIG, namespace: ns, dispatch: d, kubernetes: { inline_task_env: true } });
-      workers.push(w);
+      const w = await worker({ workerId: uniqueId("fuzz-biglog"), kubeconfig: KUBECONFIG, namespace: ns, dispatch: d, kubernetes: { inline_task_env: true } });
       // Warm up (code paths loaded, first API connections made), then the baseline.
       const warm = await d.createTask({ docker_image: "x:exit-1" });
       await d.waitForState(warm.task_id, "failed", { timeoutMs: 30_000 });

@@ -12,7 +12,7 @@ import { KubeApiError, loadKubeClient, type KubeClient } from "../../src/kube/cl
 import { readReportedOutcome, TaskJobs } from "../../src/kube/jobs.ts";
 import { readContainerLogs } from "../../src/kube/logs.ts";
 import { TaskWatch, type ExecutionSnapshot, type TaskWatchOptions } from "../../src/kube/task-watch.ts";
-import { ADMIN_KUBECONFIG, ensureSandbox, freshNamespace as createNamespace, type Namespace, serviceAccountKubeconfig, waitFor } from "../support/sandbox.ts";
+import { ADMIN_KUBECONFIG, ensureSandbox, expireResourceVersions, freshNamespace as createNamespace, type Namespace, serviceAccountKubeconfig, waitFor } from "../support/sandbox.ts";
 
 let admin: KubeClient;
 const namespaces: Namespace[] = [];
@@ -264,11 +264,13 @@ describe("task watch", () => {
     await jobs.createTaskJob(taskJob("gone-1", worker, e1, "busybox:1.36"));
     expect((await first).state).toBe("succeeded");
 
-    // Resume both watches from resourceVersion 1, long compacted out of the watch cache: the
-    // real API server answers 410 Gone and the watcher must relist.
+    // Resume both watches from resourceVersion 1 once it is expired (etcd compacted, the API
+    // server's watch cache restarted past it): the real API server answers 410 Gone and the
+    // watcher must relist.
+    await expireResourceVersions();
     tw.resumeFromForTest("jobs", "1");
     tw.resumeFromForTest("pods", "1");
-    await waitFor("both relists", () => (tw.counters.relists.jobs >= 1 && tw.counters.relists.pods >= 1 ? true : undefined), { timeoutMs: 20_000 });
+    await waitFor("both relists", () => (tw.counters.relists.jobs >= 1 && tw.counters.relists.pods >= 1 ? true : undefined), { timeoutMs: 60_000 });
     expect(tw.counters.expired.jobs).toBeGreaterThanOrEqual(1);
     expect(tw.counters.expired.pods).toBeGreaterThanOrEqual(1);
 
@@ -278,7 +280,7 @@ describe("task watch", () => {
     await jobs.createTaskJob(taskJob("gone-2", worker, e2, "x:exit-7"));
     expect(await second).toMatchObject({ state: "failed", reason: "container_exit", exitCode: 7 });
     expect(tw.snapshot(e1)?.job?.metadata?.name).toBe("gone-1");
-  }, 60_000);
+  }, 180_000);
 
   test("an unschedulable pod fails after the timeout although nothing in the cluster changes", async () => {
     const { ns, worker, tw, jobs } = await watchedNamespace({ unschedulableTimeoutMs: 2_000 });

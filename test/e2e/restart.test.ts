@@ -6,20 +6,20 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { BatchV1Api, CoreV1Api, type V1Job } from "@kubernetes/client-node";
 import { REPORTED_OUTCOME_ANNOTATION, TASK_ID_ANNOTATION } from "../../src/core/naming.ts";
-import { loadKubeClient, type KubeClient } from "../../src/kube/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { buildTaskObjects, withOwner } from "../../src/core/job-spec.ts";
 import { resolveConfig } from "../../src/config/load.ts";
 import { parseTaskAssignment } from "../../src/oz/protocol.ts";
-import { type DispatchServer, type TaskRecord, connectTestWorker, startDispatchServer, waitFor } from "../support/dispatch.ts";
-import { CommandError, SANDBOX_SCRIPT, ensureSandbox, run } from "../support/sandbox.ts";
-import { type WorkerProcess, startWorker } from "../support/worker.ts";
+import { type DispatchServer, type TaskRecord, connectTestWorker, waitFor } from "../support/dispatch.ts";
+import { CommandError, SANDBOX_SCRIPT, run } from "../support/sandbox.ts";
+import { E2EScope, uniqueId } from "../support/e2e-scope.ts";
+import type { WorkerProcess } from "../support/worker.ts";
 
-/** The admin kubeconfig (from ensureSandbox). */
+/** The admin kubeconfig (from the scope's setup). */
 let KUBECONFIG: string;
 let admin: KubeClient;
-const namespaces: string[] = [];
-const workers: WorkerProcess[] = [];
-const servers: DispatchServer[] = [];
+const scope = new E2EScope();
+const { freshNamespace, worker, dispatchServer } = scope;
 let apiserverStopped = false;
 
 /** `scripts/sandbox ARGS` (stop-apiserver, start-apiserver); throws on failure. */
@@ -28,27 +28,6 @@ async function sandbox(args: string[]): Promise<string> {
   const result = await run(argv, { timeoutMs: 180_000 });
   if (result.code !== 0) throw new CommandError(argv, result);
   return result.stdout;
-}
-
-async function freshNamespace(prefix: string): Promise<string> {
-  const name = `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
-  await admin.api(CoreV1Api).createNamespace({ body: { metadata: { name } } });
-  namespaces.push(name);
-  return name;
-}
-
-const uniqueId = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-
-async function worker(opts: Parameters<typeof startWorker>[0]): Promise<WorkerProcess> {
-  const w = await startWorker(opts);
-  workers.push(w);
-  return w;
-}
-
-async function dispatchServer(): Promise<DispatchServer> {
-  const s = await startDispatchServer();
-  servers.push(s);
-  return s;
 }
 
 /** Prints how long each phase of a test took (for the report and for tuning). */
@@ -112,15 +91,12 @@ function expectReportedOnce(records: TaskRecord[], state: TaskRecord["state"]): 
 
 beforeAll(async () => {
   // Reuses the running sandbox (starts or builds it when needed).
-  KUBECONFIG = await ensureSandbox();
-  admin = loadKubeClient({ kubeconfig: KUBECONFIG });
+  ({ kubeconfig: KUBECONFIG, admin } = await scope.setup());
 }, 60 * 60_000);
 
 afterAll(async () => {
   if (apiserverStopped) await sandbox(["start-apiserver"]).catch(() => undefined);
-  await Promise.allSettled(workers.map((w) => w.stop("SIGKILL")));
-  await Promise.allSettled(servers.map((s) => s.stop()));
-  await Promise.allSettled(namespaces.map((ns) => admin.api(CoreV1Api).deleteNamespace({ name: ns })));
+  await scope.cleanup();
 });
 
 describe("restarts", () => {

@@ -9,44 +9,24 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BatchV1Api, CoreV1Api, type V1Job, type V1Pod, type V1Secret } from "@kubernetes/client-node";
 import { TASK_ID_ANNOTATION, taskSecretNameFor } from "../../src/core/naming.ts";
-import { loadKubeClient, type KubeClient } from "../../src/kube/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { REQUIRED_PERMISSIONS, roleRules } from "../../src/preflight/permissions.ts";
 import { REDACTED } from "../../src/telemetry/log.ts";
-import { type DispatchServer, startDispatchServer, waitFor } from "../support/dispatch.ts";
-import { ensureSandbox, grantRole, kubectl, run, serviceAccountKubeconfig } from "../support/sandbox.ts";
-import { type WorkerProcess, startWorker, workerCommand } from "../support/worker.ts";
+import { waitFor } from "../support/dispatch.ts";
+import { grantRole, kubectl, run, serviceAccountKubeconfig } from "../support/sandbox.ts";
+import { E2EScope, uniqueId } from "../support/e2e-scope.ts";
+import { workerCommand } from "../support/worker.ts";
 
-/** The admin kubeconfig (from ensureSandbox). */
+/** The admin kubeconfig (from the scope's setup). */
 let KUBECONFIG: string;
 let admin: KubeClient;
+const scope = new E2EScope();
+const { freshNamespace, worker, dispatchServer } = scope;
 let tmp: string;
-const namespaces: string[] = [];
-const workers: WorkerProcess[] = [];
-const servers: DispatchServer[] = [];
 
-async function freshNamespace(prefix: string): Promise<string> {
-  const name = `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
-  await admin.api(CoreV1Api).createNamespace({ body: { metadata: { name } } });
-  namespaces.push(name);
-  return name;
-}
-
-const uniqueId = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 /** A value that cannot occur by accident, and how it would look base64-encoded. */
 const marker = (name: string) => `oz-e2e-${name}-${crypto.randomUUID()}`;
 const forms = (value: string) => [value, Buffer.from(value).toString("base64")];
-
-async function worker(opts: Parameters<typeof startWorker>[0]): Promise<WorkerProcess> {
-  const w = await startWorker(opts);
-  workers.push(w);
-  return w;
-}
-
-async function dispatchServer(): Promise<DispatchServer> {
-  const s = await startDispatchServer();
-  servers.push(s);
-  return s;
-}
 
 async function taskJob(ns: string, taskId: string): Promise<V1Job | undefined> {
   const list = await admin.api(BatchV1Api).listNamespacedJob({ namespace: ns });
@@ -68,15 +48,12 @@ async function listSecrets(ns: string): Promise<V1Secret[]> {
 
 beforeAll(async () => {
   // Reuses the running sandbox (starts or builds it when needed).
-  KUBECONFIG = await ensureSandbox();
-  admin = loadKubeClient({ kubeconfig: KUBECONFIG });
+  ({ kubeconfig: KUBECONFIG, admin } = await scope.setup());
   tmp = mkdtempSync(join(tmpdir(), "oz-secrets-e2e-"));
 }, 60 * 60_000);
 
 afterAll(async () => {
-  await Promise.allSettled(workers.map((w) => w.stop("SIGKILL")));
-  await Promise.allSettled(servers.map((s) => s.stop()));
-  await Promise.allSettled(namespaces.map((ns) => admin.api(CoreV1Api).deleteNamespace({ name: ns })));
+  await scope.cleanup();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 

@@ -258,3 +258,40 @@ export async function freshNamespace(prefix: string, labels: Record<string, stri
     },
   };
 }
+
+/** The sandbox's etcd client URL (plain HTTP on loopback; SANDBOX_PORT_BASE moves it). */
+export const ETCD_URL = `http://127.0.0.1:${Number(process.env.SANDBOX_PORT_BASE ?? 26000) + 379}`;
+
+/**
+ * Makes every resourceVersion up to now unservable, as a long-running cluster does: etcd is
+ * compacted to its current revision and the API server restarted, so its watch cache starts
+ * after that revision too (a fresh cache would still serve old resourceVersions from memory).
+ * A watch resumed from an older resourceVersion then gets 410 Gone.
+ */
+export async function expireResourceVersions(): Promise<void> {
+  await compactEtcd();
+  for (const args of [["stop-apiserver", "--kill"], ["start-apiserver"]]) {
+    const argv = [SANDBOX_SCRIPT, ...args];
+    const result = await run(argv, { timeoutMs: 180_000 });
+    if (result.code !== 0) throw new CommandError(argv, result);
+  }
+}
+
+/**
+ * Compacts etcd up to its current revision, as the API server does every five minutes: every
+ * older resourceVersion is then gone for real, so a watch resumed from one gets 410 Gone
+ * whatever the age of the sandbox. Returns the revision compacted to.
+ */
+export async function compactEtcd(): Promise<number> {
+  const post = async (path: string, body: object) => {
+    const res = await fetch(`${ETCD_URL}${path}`, { method: "POST", body: JSON.stringify(body) });
+    if (!res.ok) throw new Error(`etcd ${path}: HTTP ${res.status} ${await res.text()}`);
+    return (await res.json()) as { header?: { revision?: string } };
+  };
+  // Any read answers with the current revision in its header.
+  const { header } = await post("/v3/kv/range", { key: btoa("/") });
+  const revision = Number(header?.revision);
+  if (!Number.isFinite(revision) || revision < 1) throw new Error(`etcd gave no revision: ${JSON.stringify(header)}`);
+  await post("/v3/kv/compaction", { revision: String(revision), physical: true });
+  return revision;
+}
