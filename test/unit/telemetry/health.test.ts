@@ -7,6 +7,7 @@ import {
   type HealthServer,
   type ReadinessReport,
 } from "../../../src/telemetry/health.ts";
+import { waitFor } from "../../support/wait.ts";
 
 const cleanup: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
@@ -60,8 +61,11 @@ describe("health server", () => {
     expect(body.status).toBe("unhealthy");
     expect(Number(body.event_loop_lag_ms)).toBeGreaterThan(200);
 
-    await Bun.sleep(200);
-    expect((await get(s, "/healthz")).status).toBe(200);
+    // Recovers once the sampler has seen the loop move again (bounded wait, not a fixed sleep).
+    const recovered = await waitFor("/healthz to recover", async () => ((await get(s, "/healthz")).status === 200 ? true : undefined), {
+      timeoutMs: 2_000,
+    });
+    expect(recovered).toBe(true);
   });
 
   test("/readyz flips between 503 and 200 and names the failing check", async () => {
