@@ -15,6 +15,7 @@ import type { Server, ServerWebSocket } from "bun";
 import { DEFAULT_LOG_MAX_BYTES } from "../../src/kube/logs.ts";
 import { type DispatchServer, waitFor } from "../support/dispatch.ts";
 import { E2EScope, uniqueId } from "../support/e2e-scope.ts";
+import { prng } from "../support/prng.ts";
 import { startWorker } from "../support/worker.ts";
 
 const MB = 1024 * 1024;
@@ -104,17 +105,6 @@ class RawOz {
 
 // ---------------------------------------------------------------- frame generator
 
-/** mulberry32: small, fast, good enough to make a fuzz run reproducible from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Expect = "none" | "terminal" | "completed";
 

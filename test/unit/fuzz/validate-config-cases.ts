@@ -1,17 +1,6 @@
 // Random and mutated YAML config files for the validate-config fuzz test, from a seeded PRNG:
 // the same seed gives the same cases. Pure (no I/O).
-
-/** mulberry32: small and fast; enough to make a fuzz run reproducible from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../../support/prng.ts";
 
 export interface FuzzCase {
   /** How it was made, for the failure message. */
