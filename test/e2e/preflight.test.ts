@@ -1,8 +1,9 @@
 // `oz-worker preflight` against the sandbox's real control plane, through the compiled binary
 // (dist/oz-worker) when it exists, else the source with bun: a pass in an ordinary namespace
 // (and its wall time), Pod Security `restricted`, a Role without `delete` on jobs, an image
-// that cannot be pulled, the JSON output, exit codes 2 and 3, and Ctrl-C. After every run no
-// preflight Job (nor its pod) is left behind.
+// that cannot be pulled, image-volume mode, a missing namespace, the JSON output, exit codes 2
+// and 3, Ctrl-C, and the same checks gating `run`. After every run no preflight Job (nor its
+// pod) is left behind.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -240,6 +241,60 @@ describe("oz-worker preflight on the sandbox", () => {
     expect(stdout).toMatch(/✗ FAIL {2}preflight-job .*interrupted; the preflight Job oz-preflight-\S+ was deleted/);
     expect(stderr).toContain("interrupted");
     await expectNothingLeft(ns);
+  });
+
+  test("image-volume mode: passes once the pod ran with the preflight image mounted as an image volume", async () => {
+    const ns = await freshNamespace("pf-imgvol");
+    const run = await preflight(["--config-file", configFile(ns, { extra: "use_image_volumes: true" }), "--output", "json"]);
+    expect(run.code).toBe(0);
+    const checks = Object.fromEntries(parseJson(run).map((c) => [c.name, c]));
+    expect(checks["dry-run"]?.summary).toContain("sidecars as image volumes");
+    expect(checks["preflight-job"]?.summary).toContain("mounted as an image volume");
+    await expectNothingLeft(ns);
+  });
+
+  test("fails for a namespace that does not exist, naming it and how to create it", async () => {
+    const ns = `pf-missing-${crypto.randomUUID().slice(0, 8)}`;
+    const run = await preflight(["--config-file", configFile(ns), "--output", "json"]);
+    expect(run.code).toBe(1);
+    const connection = parseJson(run)[0];
+    expect(connection).toMatchObject({ name: "connection", status: "fail", summary: expect.stringContaining(`namespace "${ns}" does not exist`) });
+    expect(connection?.fix).toContain(`kubectl create namespace ${ns}`);
+  });
+
+  test("`run` is gated by the same checks: a Role without delete on jobs stops it before it takes any task (exit 1); --skip-preflight warns", async () => {
+    const ns = await freshNamespace("pf-gate");
+    await grantRole(ns, "worker", [
+      { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "get", "list", "watch", "patch"] },
+      { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
+      { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
+      { apiGroups: [""], resources: ["events"], verbs: ["list"] },
+      { apiGroups: [""], resources: ["secrets"], verbs: ["create", "get"] },
+    ]);
+    const file = configFile(ns, { kubeconfig: await serviceAccountKubeconfig(ns, "worker") });
+    // Nothing listens at the Oz URL: a worker that got past preflight would keep retrying it.
+    const runArgs = ["run", "--config-file", file, "--api-key", "gate-key", "--web-socket-url", "ws://127.0.0.1:1/ws", "--log-format", "json", "--health-addr", "127.0.0.1:0"];
+    const gated = await runCommand([...CLI, ...runArgs], { timeoutMs: 60_000, env: { OTEL_METRICS_EXPORTER: "none" } });
+    expect(gated.code).toBe(1);
+    const lines = `${gated.stdout}${gated.stderr}`.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { level: string; msg: string });
+    expect(lines.find((l) => l.msg.startsWith("preflight permissions:"))).toMatchObject({
+      level: "error",
+      msg: `preflight permissions: missing 1 of 13 permissions in namespace "${ns}": jobs delete (batch)`,
+    });
+    expect(lines.some((l) => l.msg.includes("Connected to Oz"))).toBe(false);
+    await expectNothingLeft(ns);
+
+    // Skipped on request: a warning, and the worker goes on to dial Oz (stopped here with SIGTERM).
+    const skipped = Bun.spawn([...CLI, ...runArgs, "--skip-preflight", "--log-level", "debug"], { env: { ...process.env, OTEL_METRICS_EXPORTER: "none" }, stderr: "pipe", stdout: "pipe" });
+    let err = "";
+    const reader = (async () => {
+      for await (const chunk of skipped.stderr) err += new TextDecoder().decode(chunk);
+    })();
+    await waitFor("the skip warning and a dial attempt", () => (err.includes("preflight skipped") && err.includes("oz connection") ? true : undefined), { timeoutMs: 20_000 });
+    skipped.kill("SIGTERM");
+    expect(await skipped.exited).toBe(0);
+    await reader;
+    expect(err).not.toContain("preflight permissions");
   });
 
   test("exit 3 when the API server is unreachable, exit 2 for a missing kubeconfig or bad usage", async () => {
