@@ -120,8 +120,23 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { name: "idle-on-complete", kind: "string", placeholder: "DURATION", description: "How long the agent stays up after its task, e.g. 45m (overrides idle_on_complete)" },
   { name: "web-socket-url", kind: "string", placeholder: "URL", description: "Oz worker WebSocket endpoint", default: "wss://oz.warp.dev/api/v1/selfhosted/worker/ws" },
   { name: "server-root-url", kind: "string", placeholder: "URL", description: "Oz server root URL passed into tasks", default: "https://app.warp.dev" },
-  { name: "backend", kind: "string", placeholder: "TYPE", description: "Backend type, for compatibility with the Go worker; only kubernetes" },
+  { name: "backend", kind: "string", placeholder: "TYPE", description: "Backend type, for compatibility with the Go worker; only kubernetes (empty: kubernetes)" },
+  { name: "session-sharing-server-url", kind: "string", placeholder: "URL", description: "Session sharing server URL passed to the agent in each task (--session-sharing-server-url)" },
+  // The Go worker's flags for its docker and direct backends: accepted so its
+  // command lines work unchanged, ignored with a warning (IGNORED_FLAGS).
+  { name: "volumes", short: "v", kind: "list", placeholder: "HOST:CONTAINER[:MODE]", description: "Go worker's docker-backend volume mounts; ignored (use pod_template volumes)" },
+  { name: "target-dir", kind: "string", placeholder: "DIR", description: "Go worker's direct-backend task directory; ignored" },
 ];
+
+/** Go-worker flags that concern only its other backends: accepted, ignored, each with a warning. */
+export const IGNORED_FLAGS: readonly string[] = ["volumes", "target-dir"];
+
+/** One warning line per ignored flag given, e.g. "warning: -v/--volumes does not apply to the Kubernetes backend; ignored". */
+export function ignoredFlagWarnings(values: FlagValues): string[] {
+  return CONFIG_FLAGS.filter((spec) => IGNORED_FLAGS.includes(spec.name) && values[spec.name] !== undefined).map(
+    (spec) => `warning: ${spec.short ? `-${spec.short}/` : ""}--${spec.name} does not apply to the Kubernetes backend; ignored`,
+  );
+}
 
 /** The config-relevant flag values, for the config loader. */
 export function configFlagsFrom(values: FlagValues): ConfigFlags {
@@ -141,5 +156,6 @@ export function configFlagsFrom(values: FlagValues): ConfigFlags {
   set("webSocketUrl", str("web-socket-url"));
   set("serverRootUrl", str("server-root-url"));
   set("backend", str("backend"));
+  set("sessionSharingServerUrl", str("session-sharing-server-url"));
   return flags;
 }

@@ -4,7 +4,7 @@ import { readFile } from "node:fs/promises";
 import { ConfigError, type ConfigIssue, formatConfigIssue, loadConfig } from "../config/load.ts";
 import type { WorkerConfig } from "../core/types.ts";
 import { readStdin } from "../runtime.ts";
-import { configFlagsFrom, type FlagSpec, type FlagValues } from "./args.ts";
+import { configFlagsFrom, type FlagSpec, type FlagValues, ignoredFlagWarnings } from "./args.ts";
 
 /** The process exit codes of every command. */
 export const EXIT = {
@@ -62,6 +62,7 @@ export async function loadCommandConfig(
   io: CliIO,
   options: { requireApiKey?: boolean } = {},
 ): Promise<WorkerConfig | undefined> {
+  for (const warning of ignoredFlagWarnings(values)) io.stderr(`${warning}\n`);
   try {
     return await loadConfig({
       flags: configFlagsFrom(values),

@@ -68,8 +68,10 @@ export interface ConfigFlags {
   idleOnComplete?: string;
   webSocketUrl?: string;
   serverRootUrl?: string;
-  /** `--backend`, accepted for compatibility with the Go worker; only `kubernetes`. */
+  /** `--backend`, accepted for compatibility with the Go worker; only `kubernetes` (or empty). */
   backend?: string;
+  /** `--session-sharing-server-url`, passed to the agent; empty means unset. */
+  sessionSharingServerUrl?: string;
 }
 
 export interface ResolveInput {
@@ -207,6 +209,7 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
     ...(flagSettings.apiKey !== undefined && { apiKey: flagSettings.apiKey }),
     webSocketUrl: flagSettings.webSocketUrl,
     serverRootUrl: flagSettings.serverRootUrl,
+    ...(flagSettings.sessionSharingServerUrl !== undefined && { sessionSharingServerUrl: flagSettings.sessionSharingServerUrl }),
     logLevel: flagSettings.logLevel,
     env: flagSettings.env,
     kubernetes: {
@@ -241,6 +244,7 @@ interface FlagSettings {
   apiKey?: string;
   webSocketUrl: string;
   serverRootUrl: string;
+  sessionSharingServerUrl?: string;
   logLevel: LogLevel;
   env: EnvOverride[];
 }
@@ -263,8 +267,16 @@ function resolveFlagSettings(
   const serverRootUrl = flags.serverRootUrl ?? DEFAULT_SERVER_ROOT_URL;
   if (!hasProtocol(serverRootUrl, ["http:", "https:"])) fail("--server-root-url", `expected an http:// or https:// URL; got ${show(serverRootUrl)}`);
 
-  if (flags.backend !== undefined && flags.backend !== "kubernetes") {
+  // The Go worker takes an empty --backend as "not set". Its other backends are refused rather
+  // than ignored: a command line meant for docker or direct would otherwise run something else.
+  if (flags.backend !== undefined && flags.backend !== "" && flags.backend !== "kubernetes") {
     fail("--backend", `expected kubernetes (oz-worker runs tasks only as Kubernetes Jobs); got ${show(flags.backend)}`);
+  }
+
+  // Passed to the agent as given, as the Go worker does; checked to be a URL so a typo fails here, not in every task.
+  const sessionSharingServerUrl = flags.sessionSharingServerUrl || undefined;
+  if (sessionSharingServerUrl !== undefined && !hasProtocol(sessionSharingServerUrl, ["ws:", "wss:", "http:", "https:"])) {
+    fail("--session-sharing-server-url", `expected a ws://, wss://, http:// or https:// URL; got ${show(sessionSharingServerUrl)}`);
   }
 
   let apiKey = flags.apiKey;
@@ -284,6 +296,7 @@ function resolveFlagSettings(
     ...(apiKey !== undefined && { apiKey }),
     webSocketUrl,
     serverRootUrl,
+    ...(sessionSharingServerUrl !== undefined && { sessionSharingServerUrl }),
     logLevel: logLevel as LogLevel,
     env: [...overrides].map(([name, value]) => ({ name, value })),
   };

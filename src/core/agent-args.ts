@@ -3,7 +3,7 @@
 import type { AgentConfigSnapshot, TaskAssignment } from "../oz/protocol.ts";
 import type { WorkerConfig } from "./types.ts";
 
-export type AgentArgsConfig = Pick<WorkerConfig, "serverRootUrl" | "idleOnComplete">;
+export type AgentArgsConfig = Pick<WorkerConfig, "serverRootUrl" | "idleOnComplete" | "sessionSharingServerUrl">;
 
 const trimmed = (s: string | undefined): string => (typeof s === "string" ? s.trim() : "");
 
@@ -39,8 +39,9 @@ function mcpJson(servers: Record<string, unknown>): string {
  *     `--share public:view|edit`, `--no-snapshot`, `--snapshot-upload-timeout <n>s`,
  *     `--snapshot-script-timeout <n>s`, `--environment <id>`
  *  5. additional_oz_args verbatim
- *  6. last: `--idle-on-complete` followed by a separate value argument: `<n>m` from
- *     idle_timeout_minutes (> 0), else the worker's idle_on_complete, else no value.
+ *  6. `--idle-on-complete` followed by a separate value argument: `<n>m` from
+ *     idle_timeout_minutes (> 0), else the worker's idle_on_complete, else no value
+ *  7. last, when the worker has one: `--session-sharing-server-url <url>` (as the Go worker)
  * String values are trimmed; blank values omit their flag.
  */
 export function buildAgentArgs(config: AgentArgsConfig, assignment: TaskAssignment): string[] {
@@ -96,6 +97,8 @@ export function buildAgentArgs(config: AgentArgsConfig, assignment: TaskAssignme
     idleMinutes !== undefined ? `${idleMinutes}m` : trimmed(config.idleOnComplete);
   if (idle !== "") args.push("--idle-on-complete", idle);
   else args.push("--idle-on-complete");
+
+  if (config.sessionSharingServerUrl) args.push("--session-sharing-server-url", config.sessionSharingServerUrl);
 
   return args;
 }

@@ -50,6 +50,8 @@ export interface WorkerConfig {
   apiKey?: string;
   webSocketUrl: string;
   serverRootUrl: string;
+  /** `--session-sharing-server-url`: passed to the agent after its other arguments. */
+  sessionSharingServerUrl?: string;
   logLevel: LogLevel;
   /** The worker's `-e KEY=VALUE` / `-e KEY` overrides, already resolved. */
   env: EnvOverride[];

@@ -28,7 +28,7 @@ describe(`oz-worker (${CLI.length === 1 ? "dist/oz-worker" : "bun src/cli/main.t
 
   test("the flags each command declares", () => {
     const flags = Object.fromEntries(COMMANDS.map((c) => [c.name, c.flags.map((f) => f.name)]));
-    const config = ["config-file", "worker-id", "api-key", "log-level", "no-cleanup", "env", "max-concurrent-tasks", "idle-on-complete", "web-socket-url", "server-root-url", "backend"];
+    const config = ["config-file", "worker-id", "api-key", "log-level", "no-cleanup", "env", "max-concurrent-tasks", "idle-on-complete", "web-socket-url", "server-root-url", "backend", "session-sharing-server-url", "volumes", "target-dir"];
     expect(flags).toEqual({
       run: [...config, "log-format", "health-addr", "skip-preflight"],
       preflight: [...config, "log-format", "timeout", "output"],

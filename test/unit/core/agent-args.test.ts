@@ -150,3 +150,13 @@ test("isBuiltInHarness", () => {
   expect(isBuiltInHarness({ harness: { type: " " } })).toBe(true);
   expect(isBuiltInHarness({ harness: { type: "claude" } })).toBe(false);
 });
+
+describe("--session-sharing-server-url", () => {
+  test("the worker's session sharing server URL comes last, after --idle-on-complete (as the Go worker appends it)", () => {
+    const config = { serverRootUrl: URL, idleOnComplete: "10m", sessionSharingServerUrl: "ws://127.0.0.1:8081" };
+    expect(buildAgentArgs(config, assignmentWith(undefined))).toEqual([
+      ...BASE, "--computer-use", "--idle-on-complete", "10m", "--session-sharing-server-url", "ws://127.0.0.1:8081",
+    ]);
+    expect(buildAgentArgs({ serverRootUrl: URL }, assignmentWith(undefined))).not.toContain("--session-sharing-server-url");
+  });
+});
