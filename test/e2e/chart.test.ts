@@ -17,6 +17,7 @@ import {
   chartDir,
   type ConfigMap,
   ensureHelm,
+  goDefaultsFile,
   helm,
   NAMESPACE,
   type PodMonitor,
@@ -25,6 +26,7 @@ import {
   render,
   renderAllValues,
   renderFails,
+  renderWith,
   renderSeedInstall,
   repoRoot,
   type Role,
@@ -80,6 +82,7 @@ function lookup(values: unknown, dotted: string): { found: boolean; value?: unkn
 const defaults = parse(readFileSync(path.join(chartDir, "values.yaml"), "utf8")) as Values;
 const schema = JSON.parse(readFileSync(path.join(chartDir, "values.schema.json"), "utf8")) as SchemaNode;
 const allValues = parse(readFileSync(allValuesFile, "utf8")) as Values;
+const goDefaults = parse(readFileSync(goDefaultsFile, "utf8")) as Values;
 
 // ---------------------------------------------------------------------------
 
@@ -107,48 +110,44 @@ describe("chart: lint", () => {
   });
 });
 
-describe("chart: the product page's values", () => {
-  // Every value the product page lists, with the default it states (undefined:
-  // no stated default; the key must exist).
-  const documented: [string, unknown][] = [
-    ["image.tag", ""],
-    ["worker.workerId", ""],
-    ["worker.logLevel", "info"],
-    ["worker.cleanup", true],
-    ["worker.maxConcurrentTasks", 0],
-    ["worker.idleOnComplete", undefined],
-    ["worker.resources", { requests: { cpu: "100m", memory: "128Mi" } }],
-    ["worker.livenessProbe", undefined],
-    ["worker.nodeSelector", undefined],
-    ["worker.tolerations", undefined],
-    ["worker.affinity", undefined],
-    ["kubernetesBackend.namespace", ""],
-    ["kubernetesBackend.defaultImage", ""],
-    ["kubernetesBackend.imagePullPolicy", "IfNotPresent"],
-    ["kubernetesBackend.preflightImage", "busybox:1.36"],
-    ["kubernetesBackend.unschedulableTimeout", "30s"],
-    ["kubernetesBackend.setupCommand", undefined],
-    ["kubernetesBackend.teardownCommand", undefined],
-    ["kubernetesBackend.extraLabels", undefined],
-    ["kubernetesBackend.extraAnnotations", undefined],
-    ["kubernetesBackend.activeDeadlineSeconds", 28800],
-    ["kubernetesBackend.workspaceSizeLimit", undefined],
-    ["kubernetesBackend.podTemplate", undefined],
-    ["warp.apiKeySecret.create", false],
-    ["warp.apiKeySecret.value", undefined],
-    ["warp.apiKeySecret.name", "oz-agent-worker"],
-    ["warp.apiKeySecret.key", "WARP_API_KEY"],
-    ["metrics.enabled", false],
-    ["metrics.exporter", "prometheus"],
-    ["metrics.port", 9464],
-    ["metrics.extraEnv", undefined],
-    ["metrics.podMonitor.create", false],
-  ];
+describe("chart: the Go worker chart's values and defaults", () => {
+  // Where our defaults knowingly differ from the Go chart's: our own image, the httpGet
+  // probe of /healthz (a Go user's exec probe replaces it: see "drop-in" below), and a
+  // read-only root filesystem on top of the Go chart's container security context.
+  const OWN_DEFAULTS = ["image.repository", "worker.livenessProbe", "worker.securityContext"];
+  /** The Go values file's paths, down to the values our schema declares as one value. */
+  const goPaths = (v: Values, node: SchemaNode, prefix = ""): string[] =>
+    Object.entries(v).flatMap(([k, sub]) => {
+      const s = node.properties?.[k];
+      if (!s) return [`${prefix}${k} (not declared by values.schema.json)`];
+      return s.properties && isMap(sub) ? goPaths(sub, s, `${prefix}${k}.`) : [prefix + k];
+    });
+  const goValuePaths = goPaths(goDefaults, schema);
 
-  test.each(documented)("%s is a value with the stated default", (key, expected) => {
-    const { found, value } = lookup(defaults, key);
-    expect(found).toBe(true);
-    if (expected !== undefined) expect(value).toEqual(expected);
+  test("the fixture lists the Go chart's values (a sample of the list: nested and free-form ones)", () => {
+    for (const p of ["worker.extraArgs", "worker.podSecurityContext", "kubernetesBackend.preflightResources", "metrics.podMonitor.scrapeTimeout", "image.pullSecrets"]) {
+      expect(goValuePaths).toContain(p);
+    }
+    // The list in the upstream-compatibility facts has 61 values.
+    expect(goValuePaths).toHaveLength(61);
+  });
+
+  test("every Go value is declared by values.schema.json and has a default in values.yaml", () => {
+    expect(goValuePaths.filter((p) => p.includes(" "))).toEqual([]);
+    expect(goValuePaths.filter((p) => !lookup(defaults, p).found)).toEqual([]);
+  });
+
+  test.each(goValuePaths.filter((p) => !OWN_DEFAULTS.includes(p)).map((p) => [p]))("%s has the Go chart's default", (p) => {
+    expect(lookup(defaults, p).value).toEqual(lookup(goDefaults, p).value);
+  });
+
+  test("the defaults that differ: our image, the httpGet liveness probe, and a read-only root filesystem on top of the Go security context", () => {
+    expect(lookup(defaults, "image.repository").value).toBe("oz-worker");
+    expect(lookup(defaults, "worker.securityContext").value).toEqual({
+      ...(lookup(goDefaults, "worker.securityContext").value as Values),
+      readOnlyRootFilesystem: true,
+    });
+    expect(lookup(defaults, "worker.livenessProbe").value).toMatchObject({ httpGet: { path: "/healthz" } });
   });
 
   test("the default probes are httpGet /healthz and /readyz on the health port 8081", () => {
@@ -177,8 +176,8 @@ describe("chart: the product page's values", () => {
     const unchanged = schemaPaths(schema).filter(
       (p) => JSON.stringify(lookup(allValues, p).value) === JSON.stringify(lookup(defaults, p).value),
     );
-    // metrics.exporter stays prometheus so the Service and PodMonitor render.
-    expect(unchanged).toEqual(["metrics.exporter"]);
+    // These stay at their defaults so the objects they control render.
+    expect(unchanged).toEqual(["serviceAccount.create", "rbac.create", "metrics.exporter", "metrics.service.create"]);
   });
 });
 
@@ -188,10 +187,10 @@ describe("chart: helm template of the product page's install command", () => {
     r = await renderSeedInstall();
   });
 
-  test("renders only namespaced objects in the release namespace", () => {
+  test("renders only namespaced objects in the release namespace, named as the Go chart names them", () => {
     expect(r.kinds()).toEqual(["ConfigMap", "Deployment", "Role", "RoleBinding", "ServiceAccount"]);
     for (const o of r.objects) expect(`${o.kind} ${o.metadata.namespace}`).toBe(`${o.kind} ${NAMESPACE}`);
-    for (const o of r.objects) expect(o.metadata.name).toBe(RELEASE);
+    for (const o of r.objects) expect(o.metadata.name).toBe(o.kind === "ConfigMap" ? `${RELEASE}-config` : RELEASE);
   });
 
   test("the Deployment runs one worker, non-root and locked down", () => {
@@ -204,18 +203,27 @@ describe("chart: helm template of the product page's install command", () => {
       runAsNonRoot: true,
       runAsUser: 10001,
       runAsGroup: 10001,
-      fsGroup: 10001,
       seccompProfile: { type: "RuntimeDefault" },
     });
+    expect(pod.terminationGracePeriodSeconds).toBe(30);
     const c = r.container();
-    expect(c.securityContext).toMatchObject({
+    expect(c.name).toBe("oz-agent-worker");
+    expect(c.securityContext).toEqual({
       allowPrivilegeEscalation: false,
       readOnlyRootFilesystem: true,
       capabilities: { drop: ["ALL"] },
     });
     expect(c.image).toBe("oz-worker:0.1.0");
     expect(c.imagePullPolicy).toBe("IfNotPresent");
-    expect(c.args).toEqual(["run", "--config-file", "/etc/oz-worker/config.yaml", "--health-addr", "0.0.0.0:8081", "--log-level", "info"]);
+    // The Go chart's arguments, no subcommand, then the health endpoints' address.
+    expect(c.args).toEqual([
+      "--config-file", "/etc/oz-agent-worker/config.yaml",
+      "--backend", "kubernetes",
+      "--log-level", "info",
+      "--web-socket-url", "wss://oz.warp.dev/api/v1/selfhosted/worker/ws",
+      "--server-root-url", "https://app.warp.dev",
+      "--health-addr", "0.0.0.0:8081",
+    ]);
     expect(c.resources).toEqual({ requests: { cpu: "100m", memory: "128Mi" } });
     // The health endpoints, on all interfaces of the pod, probed by httpGet.
     expect(c.ports).toEqual([{ name: "health", containerPort: 8081, protocol: "TCP" }]);
@@ -232,14 +240,16 @@ describe("chart: helm template of the product page's install command", () => {
       timeoutSeconds: 5,
       failureThreshold: 3,
     });
-    // d.spec.selector must select the pod template.
+    // Exactly the Go chart's selector, and it selects the pod template.
+    expect(d.spec.selector.matchLabels).toEqual({ "app.kubernetes.io/name": "oz-agent-worker", "app.kubernetes.io/instance": RELEASE });
     expect(d.spec.template.metadata.labels).toMatchObject(d.spec.selector.matchLabels);
   });
 
-  test("the config is mounted at /etc/oz-worker and /tmp is writable", () => {
+  test("the config is mounted read-only at /etc/oz-agent-worker and /tmp is writable", () => {
     const pod = r.deployment().spec.template.spec;
+    expect(r.one<ConfigMap>("ConfigMap").data).toHaveProperty(["config.yaml"]);
     expect(r.container().volumeMounts).toEqual([
-      { name: "config", mountPath: "/etc/oz-worker", readOnly: true },
+      { name: "config", mountPath: "/etc/oz-agent-worker", readOnly: true },
       { name: "tmp", mountPath: "/tmp" },
     ]);
     expect(pod.volumes).toEqual([
@@ -280,9 +290,9 @@ describe("chart: helm template of the product page's install command", () => {
         kubernetes: {
           namespace: NAMESPACE,
           image_pull_policy: "IfNotPresent",
-          preflight_image: "busybox:1.36",
           unschedulable_timeout: "30s",
           active_deadline_seconds: 28800,
+          ttl_seconds_after_finished: 86400,
         },
       },
     });
@@ -350,9 +360,11 @@ describe("chart: required values and the schema", () => {
     expect(stderr).toContain("warp.apiKeySecret.value is required");
   });
 
-  test("a PodMonitor needs Prometheus metrics", async () => {
-    const stderr = await renderFails(...SEED_SET, "--set", "metrics.podMonitor.create=true");
-    expect(stderr).toContain("metrics.podMonitor.create needs metrics.enabled=true");
+  test("a PodMonitor without Prometheus metrics is not rendered (as in the Go chart)", async () => {
+    const r = await renderSeedInstall("--set", "metrics.podMonitor.create=true");
+    expect(r.all("PodMonitor")).toEqual([]);
+    const otlp = await renderSeedInstall("--set", "metrics.podMonitor.create=true", "--set", "metrics.enabled=true", "--set", "metrics.exporter=otlp");
+    expect(otlp.all("PodMonitor")).toEqual([]);
   });
 });
 
@@ -379,8 +391,12 @@ describe("chart: helm template with every value set", () => {
     }
     expect(r.one<Role>("Role").rules).toEqual(EXPECTED_RULES);
     expect(r.one<RoleBinding>("RoleBinding").subjects).toEqual([
-      { kind: "ServiceAccount", name: "oz-worker-prod", namespace: NAMESPACE },
+      { kind: "ServiceAccount", name: "oz-worker-prod-sa", namespace: NAMESPACE },
     ]);
+    const sa = r.one("ServiceAccount");
+    expect(sa.metadata.name).toBe("oz-worker-prod-sa");
+    expect(sa.metadata.annotations).toEqual({ "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/oz-worker" });
+    expect(r.one("ConfigMap").metadata.name).toBe("oz-worker-prod-config");
   });
 
   test("config.yaml carries every worker setting under its snake_case key", () => {
@@ -395,7 +411,10 @@ describe("chart: helm template with every value set", () => {
           namespace: "warp-oz-tasks",
           default_image: "registry.example.com/platform/agent-base:2024.10",
           image_pull_policy: "Always",
+          use_image_volumes: true,
           preflight_image: "registry.example.com/mirror/busybox:1.36",
+          preflight_resources: kb.preflightResources,
+          sidecar_image: "registry.example.com/mirror/oz-agent-sidecar:2024.10",
           unschedulable_timeout: "2m30s",
           setup_command: kb.setupCommand,
           teardown_command: kb.teardownCommand,
@@ -405,6 +424,7 @@ describe("chart: helm template with every value set", () => {
             "cluster-autoscaler.kubernetes.io/safe-to-evict": "false",
           },
           active_deadline_seconds: 7200,
+          // No ttl_seconds_after_finished: cleanup is off, so Jobs are kept (as in the Go chart).
           workspace_size_limit: "20Gi",
           pod_template: kb.podTemplate,
         },
@@ -412,17 +432,35 @@ describe("chart: helm template with every value set", () => {
     });
   });
 
-  test("the Deployment uses the image, scheduling and env values", () => {
-    const pod = r.deployment().spec.template.spec;
+  test("the Deployment uses the image, scheduling, security, annotation, label and env values", () => {
+    const d = r.deployment();
+    const pod = d.spec.template.spec;
     const w = allValues.worker as Values;
     expect(pod.imagePullSecrets).toEqual([{ name: "platform-registry" }]);
+    expect(pod.serviceAccountName).toBe("oz-worker-prod-sa");
+    expect(pod.terminationGracePeriodSeconds).toBe(90);
+    expect(pod.securityContext).toEqual(w.podSecurityContext as Values);
+    expect(r.container().securityContext).toEqual(w.securityContext as Values);
+    expect(d.metadata.annotations).toEqual({ "example.com/owner": "platform-team" });
+    expect(d.spec.template.metadata.annotations).toMatchObject({ "example.com/scrape-logs": "true" });
+    // worker.podLabels are added; the selector label it names keeps the chart's value.
+    expect(d.spec.template.metadata.labels).toEqual({ "app.kubernetes.io/name": "ozw", "app.kubernetes.io/instance": RELEASE, team: "platform" });
+    expect(d.spec.selector.matchLabels).toEqual({ "app.kubernetes.io/name": "ozw", "app.kubernetes.io/instance": RELEASE });
     expect(pod.nodeSelector).toEqual(w.nodeSelector as Record<string, string>);
     expect(pod.tolerations).toEqual(w.tolerations as Record<string, unknown>[]);
     expect(pod.affinity).toEqual(w.affinity as Record<string, unknown>);
     const c = r.container();
     expect(c.image).toBe("registry.example.com/platform/oz-worker:0.1.0-rc.1");
     expect(c.imagePullPolicy).toBe("Always");
-    expect(c.args.slice(-2)).toEqual(["--log-level", "debug"]);
+    expect(c.args).toEqual([
+      "--config-file", "/etc/oz-agent-worker/config.yaml",
+      "--backend", "kubernetes",
+      "--log-level", "debug",
+      "--web-socket-url", "wss://oz.eu.example.com/api/v1/selfhosted/worker/ws",
+      "--server-root-url", "https://oz.eu.example.com",
+      "--health-addr", "0.0.0.0:9081",
+      "-e", "GIT_AUTHOR_NAME=Oz Agent",
+    ]);
     expect(c.resources).toEqual(w.resources as Record<string, unknown>);
     // A probe with its own handler replaces the default httpGet one; the rest is merged.
     expect(c.livenessProbe).toEqual({
@@ -438,15 +476,15 @@ describe("chart: helm template with every value set", () => {
       timeoutSeconds: 5,
       failureThreshold: 2,
     });
-    expect(c.args).toContain("0.0.0.0:9081");
+    // The Go chart's order: the API key, worker.extraEnv, then the exporter's.
     expect(c.env.map((e) => e.name)).toEqual([
       "WARP_API_KEY",
+      "HTTPS_PROXY",
+      "NO_PROXY",
       "OTEL_METRICS_EXPORTER",
       "OTEL_EXPORTER_PROMETHEUS_HOST",
       "OTEL_EXPORTER_PROMETHEUS_PORT",
       "OTEL_METRIC_EXPORT_INTERVAL",
-      "HTTPS_PROXY",
-      "NO_PROXY",
     ]);
     expect(r.env("WARP_API_KEY")?.valueFrom).toEqual({
       secretKeyRef: { name: "oz-worker-prod-api-key", key: "api-key" },
@@ -464,12 +502,15 @@ describe("chart: helm template with every value set", () => {
   test("the metrics Service and PodMonitor select the worker pod", () => {
     const selector = r.deployment().spec.selector.matchLabels;
     const svc = r.one<Service>("Service");
+    // The values' annotations, merged by helm into the default ones.
     expect(svc.metadata.annotations).toEqual({
       "prometheus.io/scrape": "true",
       "prometheus.io/port": "9100",
       "prometheus.io/path": "/metrics",
       "example.com/team": "platform",
     });
+    expect(svc.metadata.name).toBe("oz-worker-prod-metrics");
+    expect(svc.spec.type).toBe("NodePort");
     expect(svc.spec.selector).toEqual(selector);
     expect(svc.spec.ports).toEqual([{ name: "metrics", port: 9100, targetPort: "metrics", protocol: "TCP" }]);
     expect(r.container().ports).toEqual([
@@ -481,7 +522,7 @@ describe("chart: helm template with every value set", () => {
     expect(pm.metadata.labels?.release).toBe("kube-prometheus-stack");
     expect(pm.spec.selector.matchLabels).toEqual(selector);
     expect(pm.spec.namespaceSelector.matchNames).toEqual([NAMESPACE]);
-    expect(pm.spec.podMetricsEndpoints).toEqual([{ port: "metrics", path: "/metrics", interval: "15s" }]);
+    expect(pm.spec.podMetricsEndpoints).toEqual([{ port: "metrics", path: "/metrics", interval: "15s", scrapeTimeout: "5s" }]);
   });
 });
 
@@ -647,6 +688,192 @@ describe("chart: metrics and probe values", () => {
   ])("%s=%s fails the schema", async (key, value, at, message) => {
     const stderr = await renderFails(...SEED_SET, "--set", `${key}=${value}`);
     expect(stderr).toContain(`at '${at}'`);
+    expect(stderr).toContain(message);
+  });
+});
+
+describe("chart: drop-in for Go-worker values (test/fixtures/chart/go-defaults.yaml)", () => {
+  const REQUIRED = ["--set", "worker.workerId=oz-k8s-worker", "--set", "image.tag=0.1.0"];
+  const renderGo = (...extra: string[]) => render("--values", goDefaultsFile, ...REQUIRED, ...extra);
+
+  test("the Go defaults file renders unchanged: the Go chart's names, selector, args, env and probe", async () => {
+    const r = await renderGo();
+    expect(r.kinds()).toEqual(["ConfigMap", "Deployment", "Role", "RoleBinding", "ServiceAccount"]);
+    const d = r.deployment();
+    expect(d.spec.selector.matchLabels).toEqual({ "app.kubernetes.io/name": "oz-agent-worker", "app.kubernetes.io/instance": RELEASE });
+    for (const o of r.objects) {
+      expect(Object.keys(o.metadata.labels ?? {}).sort()).toEqual([
+        "app.kubernetes.io/instance",
+        "app.kubernetes.io/managed-by",
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/version",
+        "helm.sh/chart",
+      ]);
+    }
+    expect(r.one("ConfigMap").metadata.name).toBe(`${RELEASE}-config`);
+    const c = r.container();
+    expect(c.image).toBe("warpdotdev/oz-agent-worker:0.1.0");
+    expect(c.args.slice(0, 10)).toEqual([
+      "--config-file", "/etc/oz-agent-worker/config.yaml",
+      "--backend", "kubernetes",
+      "--log-level", "info",
+      "--web-socket-url", "wss://oz.warp.dev/api/v1/selfhosted/worker/ws",
+      "--server-root-url", "https://app.warp.dev",
+    ]);
+    expect(r.env("WARP_API_KEY")?.valueFrom).toEqual({ secretKeyRef: { name: "oz-agent-worker", key: "WARP_API_KEY" } });
+    expect(r.env("OTEL_METRICS_EXPORTER")?.value).toBe("none");
+    // The Go chart's exec probe replaces our httpGet one (the image has /bin/sh; kill is its builtin).
+    expect(c.livenessProbe).toEqual({
+      exec: { command: ["/bin/sh", "-c", "kill -0 1"] },
+      initialDelaySeconds: 10,
+      periodSeconds: 30,
+      timeoutSeconds: 5,
+      failureThreshold: 3,
+    });
+    expect(r.kubernetesConfig()).toEqual({
+      namespace: NAMESPACE,
+      image_pull_policy: "IfNotPresent",
+      unschedulable_timeout: "30s",
+      active_deadline_seconds: 28800,
+      ttl_seconds_after_finished: 86400,
+    });
+  });
+
+  test.each([
+    ["release name without the chart name", "team-a", [], "team-a-oz-agent-worker"],
+    ["release name containing the chart name", "prod-oz-agent-worker-1", [], "prod-oz-agent-worker-1"],
+    ["nameOverride", "team-a", ["--set", "nameOverride=ozw"], "team-a-ozw"],
+    ["fullnameOverride wins", "team-a", ["--set", "nameOverride=ozw", "--set", "fullnameOverride=workers"], "workers"],
+    ["cut to 63", "r".repeat(50), [], `${"r".repeat(50)}-oz-agent-worker`.slice(0, 63)],
+  ])("fullname rule: %s", async (_what, release, extra, fullname) => {
+    const r = await renderWith({ release }, "--values", goDefaultsFile, ...REQUIRED, ...extra);
+    for (const kind of ["Deployment", "ServiceAccount", "Role", "RoleBinding"]) expect(`${kind} ${r.one(kind).metadata.name}`).toBe(`${kind} ${fullname}`);
+    expect(r.one("ConfigMap").metadata.name).toBe(`${fullname}-config`);
+    expect(r.deployment().spec.selector.matchLabels["app.kubernetes.io/instance"]).toBe(release);
+  });
+
+  test("a chart-created Secret without a name is <fullname>-api-key; with create=false the name is required", async () => {
+    const r = await renderWith({ release: "team-a" }, ...REQUIRED, "--set", "warp.apiKeySecret.create=true", "--set", "warp.apiKeySecret.name=", "--set", "warp.apiKeySecret.value=k");
+    expect(r.one<Secret>("Secret").metadata.name).toBe("team-a-oz-agent-worker-api-key");
+    expect(r.env("WARP_API_KEY")?.valueFrom).toEqual({ secretKeyRef: { name: "team-a-oz-agent-worker-api-key", key: "WARP_API_KEY" } });
+    const stderr = await renderFails(...REQUIRED, "--set", "warp.apiKeySecret.name=");
+    expect(stderr).toContain("warp.apiKeySecret.name is required when warp.apiKeySecret.create=false");
+  });
+
+  test("serviceAccount.create=false: no ServiceAccount; the pod and the RoleBinding use serviceAccount.name as is", async () => {
+    const r = await renderGo("--set", "serviceAccount.create=false", "--set", "serviceAccount.name=irsa-worker");
+    expect(r.all("ServiceAccount")).toEqual([]);
+    expect(r.deployment().spec.template.spec.serviceAccountName).toBe("irsa-worker");
+    expect(r.one<RoleBinding>("RoleBinding").subjects).toEqual([{ kind: "ServiceAccount", name: "irsa-worker", namespace: NAMESPACE }]);
+    const stderr = await renderFails("--values", goDefaultsFile, ...REQUIRED, "--set", "serviceAccount.create=false");
+    expect(stderr).toContain("serviceAccount.name is required when serviceAccount.create=false");
+  });
+
+  test("serviceAccount.create with a name and annotations", async () => {
+    const r = await renderGo("--set", "serviceAccount.name=wi-worker", "--set", "serviceAccount.annotations.iam\\.gke\\.io/gcp-service-account=w@p.iam.gserviceaccount.com");
+    const sa = r.one("ServiceAccount");
+    expect(sa.metadata.name).toBe("wi-worker");
+    expect(sa.metadata.annotations).toEqual({ "iam.gke.io/gcp-service-account": "w@p.iam.gserviceaccount.com" });
+    expect(r.deployment().spec.template.spec.serviceAccountName).toBe("wi-worker");
+  });
+
+  test("rbac.create=false: no Role and no RoleBinding", async () => {
+    const r = await renderGo("--set", "rbac.create=false");
+    expect(r.kinds()).toEqual(["ConfigMap", "Deployment", "ServiceAccount"]);
+  });
+
+  test("warp.webSocketURL / serverRootURL become the args; empty ones are left out (the worker's defaults)", async () => {
+    const r = await renderGo("--set", "warp.webSocketURL=ws://oz.internal:8080/ws", "--set", "warp.serverRootURL=http://oz.internal:8080");
+    const args = r.container().args;
+    expect(args.slice(args.indexOf("--web-socket-url"), args.indexOf("--web-socket-url") + 4)).toEqual([
+      "--web-socket-url", "ws://oz.internal:8080/ws", "--server-root-url", "http://oz.internal:8080",
+    ]);
+    const empty = (await renderGo("--set", "warp.webSocketURL=", "--set", "warp.serverRootURL=", "--set", "worker.logLevel=")).container().args;
+    expect(empty).not.toContain("--web-socket-url");
+    expect(empty).not.toContain("--server-root-url");
+    expect(empty).not.toContain("--log-level");
+  });
+
+  test("worker.extraArgs come last, after the chart's own", async () => {
+    const file = valuesFile("extra-args", { worker: { extraArgs: ["--max-concurrent-tasks", "3", "-e", "A=1 2"] } });
+    const args = (await renderGo("--values", file)).container().args;
+    expect(args.slice(-4)).toEqual(["--max-concurrent-tasks", "3", "-e", "A=1 2"]);
+  });
+
+  test("kubernetesBackend: empty and null values are left out; ttl only with cleanup; 0 deadline disables", async () => {
+    const off = await renderGo("--set", "kubernetesBackend.activeDeadlineSeconds=null", "--set", "kubernetesBackend.ttlSecondsAfterFinished=null");
+    expect(off.kubernetesConfig()).not.toHaveProperty("active_deadline_seconds");
+    expect(off.kubernetesConfig()).not.toHaveProperty("ttl_seconds_after_finished");
+    const zero = await renderGo("--set", "kubernetesBackend.activeDeadlineSeconds=0", "--set", "kubernetesBackend.ttlSecondsAfterFinished=0");
+    expect(zero.kubernetesConfig()).not.toHaveProperty("active_deadline_seconds");
+    expect(zero.kubernetesConfig().ttl_seconds_after_finished).toBe(0);
+    const noCleanup = await renderGo("--set", "worker.cleanup=false", "--set", "kubernetesBackend.ttlSecondsAfterFinished=600");
+    expect(noCleanup.kubernetesConfig()).not.toHaveProperty("ttl_seconds_after_finished");
+    const set = await renderGo("--set", "kubernetesBackend.ttlSecondsAfterFinished=600", "--set", "kubernetesBackend.useImageVolumes=true", "--set", "kubernetesBackend.sidecarImage=mirror/agent:1", "--set", "kubernetesBackend.preflightImage=mirror/busybox:1.36", "--set", "kubernetesBackend.preflightResources.limits.memory=32Mi");
+    expect(set.kubernetesConfig()).toMatchObject({
+      ttl_seconds_after_finished: 600,
+      use_image_volumes: true,
+      sidecar_image: "mirror/agent:1",
+      preflight_image: "mirror/busybox:1.36",
+      preflight_resources: { limits: { memory: "32Mi" } },
+    });
+  });
+
+  test("metrics.service.create=false: no Service; service.type and annotations as given", async () => {
+    const none = await renderGo("--set", "metrics.enabled=true", "--set", "metrics.service.create=false");
+    expect(none.all("Service")).toEqual([]);
+    expect(none.env("OTEL_EXPORTER_PROMETHEUS_PORT")?.value).toBe("9464");
+    const lb = await renderGo("--set", "metrics.enabled=true", "--set", "metrics.service.type=LoadBalancer", "--set", "metrics.service.annotations=null");
+    const svc = lb.one<Service>("Service");
+    expect(svc.spec.type).toBe("LoadBalancer");
+    expect(svc.metadata.annotations).toBeUndefined();
+  });
+
+  test("the Go chart's PodMonitor options", async () => {
+    const r = await renderGo(
+      "--set", "metrics.enabled=true", "--set", "metrics.podMonitor.create=true",
+      "--set", "metrics.podMonitor.interval=1m", "--set", "metrics.podMonitor.scrapeTimeout=20s",
+      "--set", "metrics.podMonitor.additionalLabels.release=prom",
+    );
+    const pm = r.one<PodMonitor>("PodMonitor");
+    expect(pm.metadata.labels?.release).toBe("prom");
+    expect(pm.spec.podMetricsEndpoints).toEqual([{ port: "metrics", path: "/metrics", interval: "1m", scrapeTimeout: "20s" }]);
+  });
+
+  test("the Go chart's env order with metrics on: API key, worker.extraEnv, exporter, metrics.extraEnv", async () => {
+    const file = valuesFile("go-env", {
+      worker: { extraEnv: [{ name: "HTTPS_PROXY", value: "http://proxy:3128" }] },
+      metrics: { enabled: true, extraEnv: [{ name: "OTEL_METRIC_EXPORT_INTERVAL", value: "15000" }] },
+    });
+    const r = await renderGo("--values", file);
+    expect(r.container().env.map((e) => e.name)).toEqual([
+      "WARP_API_KEY",
+      "HTTPS_PROXY",
+      "OTEL_METRICS_EXPORTER",
+      "OTEL_EXPORTER_PROMETHEUS_HOST",
+      "OTEL_EXPORTER_PROMETHEUS_PORT",
+      "OTEL_METRIC_EXPORT_INTERVAL",
+    ]);
+  });
+
+  test("the old imagePullSecrets value fails naming its new place", async () => {
+    const file = valuesFile("old-pull-secrets", { imagePullSecrets: [{ name: "creds" }] });
+    const stderr = await renderFails(...REQUIRED, "--values", file);
+    expect(stderr).toContain("imagePullSecrets is now image.pullSecrets");
+  });
+
+  test.each([
+    ["worker.extraArg", "x", "additional properties 'extraArg' not allowed"],
+    ["serviceAccount.nmae", "x", "additional properties 'nmae' not allowed"],
+    ["rbac.crate", "false", "additional properties 'crate' not allowed"],
+    ["metrics.podMonitor.labels.release", "x", "additional properties 'labels' not allowed"],
+    ["worker.terminationGracePeriodSeconds", "30s", "want integer"],
+    ["metrics.service.type", "Headless", "value must be one of 'ClusterIP', 'NodePort', 'LoadBalancer'"],
+    ["warp.webSocketURL", "https://oz.warp.dev/ws", "pattern"],
+    ["kubernetesBackend.sidecarImage", "a b", "pattern"],
+  ])("%s=%s fails the schema", async (key, value, message) => {
+    const stderr = await renderFails(...REQUIRED, "--set", `${key}=${value}`);
+    expect(stderr).toContain("values don't meet the specifications of the schema");
     expect(stderr).toContain(message);
   });
 });

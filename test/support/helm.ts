@@ -13,6 +13,8 @@ export const repoRoot = path.resolve(import.meta.dir, "../..");
 export const chartDir = path.join(repoRoot, "charts/oz-agent-worker");
 export const helmScript = path.join(repoRoot, "scripts/helm");
 export const allValuesFile = path.join(repoRoot, "test/fixtures/chart/all-values.yaml");
+/** Every value of the Go worker's chart at its Go default (required ones empty). */
+export const goDefaultsFile = path.join(repoRoot, "test/fixtures/chart/go-defaults.yaml");
 
 /** The product page's install command: release, namespace and `--set`s. */
 export const RELEASE = "oz-agent-worker";
@@ -136,6 +138,7 @@ export interface Deployment extends K8sObject {
       metadata: Metadata;
       spec: {
         serviceAccountName: string;
+        terminationGracePeriodSeconds?: number;
         imagePullSecrets?: { name: string }[];
         securityContext: Record<string, unknown>;
         containers: Container[];
@@ -174,6 +177,7 @@ export interface Secret extends K8sObject {
 
 export interface Service extends K8sObject {
   spec: {
+    type: string;
     selector: Record<string, string>;
     ports: { name: string; port: number; targetPort: string | number; protocol: string }[];
   };
@@ -183,7 +187,7 @@ export interface PodMonitor extends K8sObject {
   spec: {
     selector: { matchLabels: Record<string, string> };
     namespaceSelector: { matchNames: string[] };
-    podMetricsEndpoints: { port: string; path: string; interval?: string }[];
+    podMetricsEndpoints: { port: string; path: string; interval?: string; scrapeTimeout?: string }[];
   };
 }
 

@@ -27,22 +27,64 @@ release name already contains it (so release "oz-agent-worker" gives
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/*
+Selector labels: exactly the Go chart's two. A Deployment's selector is
+immutable, so any other label here would make `helm upgrade` of a Go-worker
+release fail.
+*/}}
 {{- define "oz-agent-worker.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "oz-agent-worker.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/component: worker
 {{- end }}
 
 {{- define "oz-agent-worker.labels" -}}
 helm.sh/chart: {{ include "oz-agent-worker.chart" . }}
 {{ include "oz-agent-worker.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | toString | trunc 63 | quote }}
+{{- with .Chart.AppVersion }}
+app.kubernetes.io/version: {{ . | quote }}
+{{- end }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: oz-agent-worker
 {{- end }}
 
+{{/*
+The pod's labels: worker.podLabels, then the selector labels (which a pod
+label of the same name cannot replace, or the Deployment would not select
+its pod).
+*/}}
+{{- define "oz-agent-worker.podLabels" -}}
+{{- $labels := merge (include "oz-agent-worker.selectorLabels" . | fromYaml) (.Values.worker.podLabels | default dict) -}}
+{{- toYaml $labels }}
+{{- end }}
+
+{{/*
+The worker's ServiceAccount: serviceAccount.name, or with create=true the
+full name when it is empty.
+*/}}
 {{- define "oz-agent-worker.serviceAccountName" -}}
-{{ include "oz-agent-worker.fullname" . }}
+{{- if .Values.serviceAccount.create -}}
+{{- .Values.serviceAccount.name | default (include "oz-agent-worker.fullname" .) -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create=false: the existing ServiceAccount the worker runs as" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+The API key Secret: warp.apiKeySecret.name, or with create=true
+<fullname>-api-key when it is empty.
+*/}}
+{{- define "oz-agent-worker.apiKeySecretName" -}}
+{{- if .Values.warp.apiKeySecret.create -}}
+{{- .Values.warp.apiKeySecret.name | default (printf "%s-api-key" (include "oz-agent-worker.fullname" .)) -}}
+{{- else -}}
+{{- required "warp.apiKeySecret.name is required when warp.apiKeySecret.create=false: the existing Secret holding the API key" .Values.warp.apiKeySecret.name -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+The worker config file's ConfigMap, mounted at /etc/oz-agent-worker.
+*/}}
+{{- define "oz-agent-worker.configMapName" -}}
+{{- include "oz-agent-worker.fullname" . }}-config
 {{- end }}
 
 {{/*
@@ -63,14 +105,16 @@ schema checks types and enums; these cover what must be set by the user.
 {{- fail (printf "worker.workerId %q is invalid: worker IDs starting with \"warp\" are reserved" $id) -}}
 {{- end -}}
 {{- $_ := required "image.tag is required: the oz-worker image tag to deploy, e.g. --set image.tag=0.1.0" .Values.image.tag -}}
+{{- if hasKey .Values "imagePullSecrets" -}}
+{{- fail "imagePullSecrets is now image.pullSecrets (as in the Go worker's chart): move the list there" -}}
+{{- end -}}
+{{- $_ := include "oz-agent-worker.serviceAccountName" . -}}
+{{- $_ := include "oz-agent-worker.apiKeySecretName" . -}}
 {{- if and .Values.warp.apiKeySecret.create (not .Values.warp.apiKeySecret.value) -}}
 {{- fail "warp.apiKeySecret.value is required when warp.apiKeySecret.create is true (or set warp.apiKeySecret.create=false and create the Secret yourself)" -}}
 {{- end -}}
 {{- if and (include "oz-agent-worker.prometheusEnabled" .) (eq (int .Values.metrics.port) (int .Values.worker.healthPort)) -}}
 {{- fail (printf "metrics.port and worker.healthPort are both %d: the Prometheus endpoint and the health endpoints need different ports" (int .Values.worker.healthPort)) -}}
-{{- end -}}
-{{- if and .Values.metrics.podMonitor.create (not (include "oz-agent-worker.prometheusEnabled" .)) -}}
-{{- fail "metrics.podMonitor.create needs metrics.enabled=true and metrics.exporter=prometheus" -}}
 {{- end -}}
 {{- end }}
 
@@ -122,13 +166,18 @@ worker's own defaults apply.
 {{- $k8s := dict "namespace" (include "oz-agent-worker.taskNamespace" .) -}}
 {{- with $kb.defaultImage }}{{ $_ := set $k8s "default_image" . }}{{ end -}}
 {{- with $kb.imagePullPolicy }}{{ $_ := set $k8s "image_pull_policy" . }}{{ end -}}
+{{- if $kb.useImageVolumes }}{{ $_ := set $k8s "use_image_volumes" true }}{{ end -}}
 {{- with $kb.preflightImage }}{{ $_ := set $k8s "preflight_image" . }}{{ end -}}
+{{- with $kb.preflightResources }}{{ $_ := set $k8s "preflight_resources" . }}{{ end -}}
+{{- with $kb.sidecarImage }}{{ $_ := set $k8s "sidecar_image" . }}{{ end -}}
 {{- with $kb.unschedulableTimeout }}{{ $_ := set $k8s "unschedulable_timeout" . }}{{ end -}}
 {{- with $kb.setupCommand }}{{ $_ := set $k8s "setup_command" . }}{{ end -}}
 {{- with $kb.teardownCommand }}{{ $_ := set $k8s "teardown_command" . }}{{ end -}}
 {{- with $kb.extraLabels }}{{ $_ := set $k8s "extra_labels" . }}{{ end -}}
 {{- with $kb.extraAnnotations }}{{ $_ := set $k8s "extra_annotations" . }}{{ end -}}
 {{- with $kb.activeDeadlineSeconds }}{{ $_ := set $k8s "active_deadline_seconds" (int64 .) }}{{ end -}}
+{{- /* The worker keeps every Job when cleanup is off, so a TTL applies only with cleanup; 0 is kept (delete at once). */ -}}
+{{- if and $w.cleanup (not (kindIs "invalid" $kb.ttlSecondsAfterFinished)) }}{{ $_ := set $k8s "ttl_seconds_after_finished" (int64 $kb.ttlSecondsAfterFinished) }}{{ end -}}
 {{- with $kb.workspaceSizeLimit }}{{ $_ := set $k8s "workspace_size_limit" . }}{{ end -}}
 {{- with $kb.podTemplate }}{{ $_ := set $k8s "pod_template" . }}{{ end -}}
 {{- $cfg := dict
