@@ -9,10 +9,17 @@
 //  - the Role is minimal: for each verb of each resource in the chart's
 //    `oz-agent-worker.rbacRules`, a Role without it makes `oz-worker preflight` fail naming it;
 //  - kubernetesBackend.podTemplate with a secretKeyRef env goes through config.yaml and the
-//    worker into the task pod unchanged.
+//    worker into the task pod unchanged;
+//  - drop-in for Go-worker users: the Go chart's defaults (test/fixtures/chart/go-defaults.yaml)
+//    pass the dry run unchanged; a release of a stand-in for the Go chart
+//    (test/fixtures/go-chart) is `helm upgrade`d to this chart with the same values and its pod
+//    rolls; with serviceAccount.create=false and rbac.create=false, an existing ServiceAccount
+//    and an externally created Role run the compiled worker, started with the chart's own
+//    container arguments, through a task.
 // Offline rendering tests are in chart.test.ts; the shared render helpers in test/support/helm.ts.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -22,16 +29,21 @@ import { describePermission, REQUIRED_PERMISSIONS, roleRules } from "../../src/p
 import { type DispatchServer, startDispatchServer } from "../support/dispatch.ts";
 import {
   allValuesFile,
+  type Deployment,
   ensureHelm,
+  goDefaultsFile,
+  installGoRelease,
   type K8sObject,
   parseManifest,
   type Rendered,
   type Role,
   renderWith,
   SEED_SET,
+  upgradeToChart,
   valuesFile,
 } from "../support/helm.ts";
 import {
+  ADMIN_KUBECONFIG,
   ensureSandbox,
   freshNamespace,
   getJson,
@@ -44,7 +56,7 @@ import {
   serviceAccountKubeconfig,
   waitFor,
 } from "../support/sandbox.ts";
-import { startWorker, type WorkerProcess, workerCommand } from "../support/worker.ts";
+import { startWorker, WorkerProcess, workerCommand } from "../support/worker.ts";
 
 // bun's default is 5 s per test (bunfig.toml has no per-test timeout setting): a dry run
 // on a busy 2-core machine can take longer.
@@ -292,6 +304,14 @@ describe("chart on the sandbox: server-side dry run of the rendered sets", () =>
     const { text, objects } = documents(r.manifest);
     expect(objects.map((o) => o.kind).sort()).toEqual(["ConfigMap", "Deployment", "Role", "RoleBinding", "ServiceAccount"]);
     for (const o of objects) expect(o.metadata.namespace).toBe(ns);
+    await dryRun(text, objects);
+  });
+
+  test("the Go chart's values file at its defaults, unchanged (plus the required worker.workerId and image.tag)", async () => {
+    const ns = (await dryRunNamespaces).release;
+    const r = await renderWith({ namespace: ns }, "--values", goDefaultsFile, ...SEED_SET);
+    const { text, objects } = documents(r.manifest);
+    expect(objects.map((o) => o.kind).sort()).toEqual(["ConfigMap", "Deployment", "Role", "RoleBinding", "ServiceAccount"]);
     await dryRun(text, objects);
   });
 
@@ -554,3 +574,162 @@ interface PodLike {
   };
   status?: { phase?: string };
 }
+
+// ---------------------------------------------------------------------------
+// Drop-in for Go-worker users
+
+interface PodInfo {
+  metadata: { name: string; uid: string; labels?: Record<string, string>; ownerReferences?: { kind: string; name: string }[]; deletionTimestamp?: string };
+  spec: { serviceAccountName?: string; containers: { name: string; image: string; args?: string[] }[] };
+  status?: { phase?: string };
+}
+
+/** The pods of Deployment `name` (by its selector), as the API server lists them. */
+async function deploymentPods(ns: string, name: string): Promise<PodInfo[]> {
+  const d = (await getJson("deployment", name, "-n", ns)) as Deployment;
+  const selector = Object.entries(d.spec.selector.matchLabels).map(([k, v]) => `${k}=${v}`).join(",");
+  return ((await getJson("pods", "-n", ns, "-l", selector)) as { items: PodInfo[] }).items;
+}
+
+describe("chart on the sandbox: helm upgrade of a Go-worker release", () => {
+  test(
+    "the Go chart's release (stand-in) upgrades to charts/oz-agent-worker with the same values: same objects, same selector, the pod rolls",
+    async () => {
+      const ns = await namespace("upgrade");
+      const release = "go-up";
+      const fullname = "go-up-oz-agent-worker";
+      // The user's values: the Go chart's defaults, the required ones, and a chart-created
+      // Secret with the Go chart's default name (<fullname>-api-key).
+      const values = [
+        "--values", goDefaultsFile,
+        "--set", `worker.workerId=chart-up-${RUN}`,
+        "--set", "image.tag=0.9.0",
+        "--set", "warp.apiKeySecret.create=true",
+        "--set", "warp.apiKeySecret.name=",
+        "--set", "warp.apiKeySecret.value=not-a-real-key",
+      ];
+      const opts = { release, namespace: ns, kubeconfig: ADMIN_KUBECONFIG, values };
+      await installGoRelease(opts);
+
+      const before = {
+        deployment: (await getJson("deployment", fullname, "-n", ns)) as Deployment & { metadata: { uid: string } },
+        secret: (await getJson("secret", `${fullname}-api-key`, "-n", ns)) as { metadata: { uid: string } },
+        configMap: (await getJson("configmap", `${fullname}-config`, "-n", ns)) as { metadata: { uid: string } },
+      };
+      const oldPods = await deploymentPods(ns, fullname);
+      expect(oldPods.map((p) => `${p.status?.phase} ${p.spec.containers[0]?.image}`)).toEqual(["Running warpdotdev/oz-agent-worker:0.9.0"]);
+      const oldPod = oldPods[0]!;
+
+      // The switch: same values, our image.
+      const up = await upgradeToChart({ ...opts, upgrade: ["--set", "image.repository=oz-worker", "--set", "image.tag=0.1.0", "--wait", "--timeout", "2m"] });
+      expect(`exit ${up.code}\n${up.stderr}`).toBe("exit 0\n");
+      expect(up.stdout).toContain(`Release "${release}" has been upgraded`);
+
+      // The same objects (uids), updated in place; the selector did not change.
+      const d = (await getJson("deployment", fullname, "-n", ns)) as Deployment & { metadata: { uid: string }; spec: { strategy: Record<string, unknown> } };
+      expect(d.metadata.uid).toBe(before.deployment.metadata.uid);
+      expect(d.spec.selector.matchLabels).toEqual(before.deployment.spec.selector.matchLabels);
+      expect(d.spec.strategy).toEqual({ type: "Recreate" });
+      expect(((await getJson("secret", `${fullname}-api-key`, "-n", ns)) as { metadata: { uid: string } }).metadata.uid).toBe(before.secret.metadata.uid);
+      const cm = (await getJson("configmap", `${fullname}-config`, "-n", ns)) as { metadata: { uid: string }; data: Record<string, string> };
+      expect(cm.metadata.uid).toBe(before.configMap.metadata.uid);
+      expect(cm.data["config.yaml"]).toContain(`worker_id: chart-up-${RUN}`);
+      expect(cm.data["config.yaml"]).toContain("ttl_seconds_after_finished: 86400");
+      // The chart's own Role replaced the stand-in's rules.
+      expect(((await getJson("role", fullname, "-n", ns)) as Role).rules).toEqual(roleRules(REQUIRED_PERMISSIONS));
+
+      // The pod rolled: the old one is gone, one new pod runs our image with the Go chart's args.
+      const pod = await waitFor(
+        async () => {
+          const pods = await deploymentPods(ns, fullname);
+          return pods.length === 1 && pods[0]!.metadata.uid !== oldPod.metadata.uid && pods[0]!.status?.phase === "Running" ? pods[0] : undefined;
+        },
+        { what: `the upgraded ${fullname} pod to replace ${oldPod.metadata.name} and run`, timeoutMs: 60_000 },
+      );
+      const c = pod.spec.containers[0]!;
+      expect(c.image).toBe("oz-worker:0.1.0");
+      expect(c.args?.slice(0, 4)).toEqual(["--config-file", "/etc/oz-agent-worker/config.yaml", "--backend", "kubernetes"]);
+      expect(pod.spec.serviceAccountName).toBe(fullname);
+      const rollout = await kubectlResult(["rollout", "status", `deployment/${fullname}`, "-n", ns, "--timeout=60s"]);
+      expect(rollout.stdout).toContain("successfully rolled out");
+
+      const history = await kubectl("get", "secrets", "-n", ns, "-l", `owner=helm,name=${release}`, "-o", "jsonpath={.items[*].metadata.labels.status}");
+      expect(history.split(" ").sort()).toEqual(["deployed", "superseded"]);
+    },
+    240_000,
+  );
+});
+
+describe("chart on the sandbox: an existing ServiceAccount and externally managed RBAC", () => {
+  test(
+    "serviceAccount.create=false and rbac.create=false: only the ConfigMap and Deployment; the compiled worker, with the chart's args, that ServiceAccount and Role, runs a task",
+    async () => {
+      const ns = await namespace("ext-sa");
+      const workerId = `chart-ext-${RUN}`;
+      const sa = "platform-oz-worker";
+      // Created outside the chart (as IRSA / Workload Identity setups and RBAC managed elsewhere do).
+      await kubectlApply({
+        apiVersion: "v1",
+        kind: "ServiceAccount",
+        metadata: { name: sa, namespace: ns, annotations: { "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/oz" } },
+      });
+      const role = "oz-worker-managed-elsewhere";
+      await kubectlApply([
+        { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: role, namespace: ns }, rules: roleRules(REQUIRED_PERMISSIONS) },
+        {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "RoleBinding",
+          metadata: { name: role, namespace: ns },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role },
+          subjects: [{ kind: "ServiceAccount", name: sa, namespace: ns }],
+        },
+      ]);
+
+      const r = await renderInstall(
+        ns,
+        workerId,
+        "--set", "serviceAccount.create=false",
+        "--set", `serviceAccount.name=${sa}`,
+        "--set", "rbac.create=false",
+        // The worker is run here, outside the cluster: the dispatch server as Oz, and the
+        // health endpoints on loopback (extraArgs come last, so this --health-addr wins).
+        "--set", `warp.webSocketURL=${dispatch!.wsUrl}`,
+        "--set", "worker.extraArgs={--health-addr,127.0.0.1:0}",
+      );
+      expect(r.kinds()).toEqual(["ConfigMap", "Deployment"]);
+      const pod = r.deployment().spec.template.spec;
+      expect(pod.serviceAccountName).toBe(sa);
+
+      // Applied for real: the API server admits the Deployment's pod only if the ServiceAccount exists.
+      await kubectlApply(r.objects);
+      const running = await waitFor(
+        async () => (await deploymentPods(ns, r.deployment().metadata.name)).find((p) => p.status?.phase === "Running"),
+        { what: "the Deployment's pod to run", timeoutMs: 60_000 },
+      );
+      expect(running.spec.serviceAccountName).toBe(sa);
+      expect(((await getJson("roles", "-n", ns)) as { items: { metadata: { name: string } }[] }).items.map((x) => x.metadata.name)).toEqual([role]);
+
+      // The compiled worker, started exactly with the chart's container arguments (no subcommand),
+      // its config file written from the chart's ConfigMap plus the ServiceAccount's kubeconfig.
+      const kubeconfig = await serviceAccountKubeconfig(ns, sa);
+      const configFile = configWithKubeconfig(r, kubeconfig, "ext-sa");
+      const args = r.container().args.map((a) => (a === "/etc/oz-agent-worker/config.yaml" ? configFile : a));
+      expect(args[0]).toBe("--config-file");
+      const [cmd, ...pre] = workerCommand();
+      const env = Object.fromEntries(r.container().env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value as string]));
+      const child = spawn(cmd!, [...pre, ...args], { env: { ...process.env, ...env, WARP_API_KEY: dispatch!.apiKey }, stdio: ["ignore", "pipe", "pipe"] });
+      const worker = new WorkerProcess(child, configFile, workerId);
+      workers.push(worker);
+
+      // Its startup preflight passes with the external Role, then it connects and runs a task.
+      await worker.waitForLog("preflight passed", (l) => l.msg === "preflight passed", 90_000);
+      await dispatch!.waitForWorkers((ws) => ws.some((w) => w.worker_id === workerId), { timeoutMs: 30_000 });
+      const created = await dispatch!.createTask({ worker_id: workerId, docker_image: "busybox:1.36", env_vars: { EXT_SA_SETTING: "v" } });
+      const task = await dispatch!.waitForTask(created.task_id, (t) => ["succeeded", "failed", "cancelled"].includes(t.state), { timeoutMs: 60_000 });
+      expect({ state: task.state, message: task.message }).toMatchObject({ state: "succeeded" });
+      expect(worker.lines.filter((l) => l.level !== "info" && l.level !== "debug" && /forbidden|\b403\b/i.test(JSON.stringify(l)))).toEqual([]);
+      expect(await worker.stop()).toBe(0);
+    },
+    240_000,
+  );
+});

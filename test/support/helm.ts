@@ -16,6 +16,9 @@ export const allValuesFile = path.join(repoRoot, "test/fixtures/chart/all-values
 /** Every value of the Go worker's chart at its Go default (required ones empty). */
 export const goDefaultsFile = path.join(repoRoot, "test/fixtures/chart/go-defaults.yaml");
 
+/** The minimal stand-in for the Go worker's chart (a Go-worker release to upgrade from). */
+export const goChartDir = path.join(repoRoot, "test/fixtures/go-chart/oz-agent-worker");
+
 /** The product page's install command: release, namespace and `--set`s. */
 export const RELEASE = "oz-agent-worker";
 export const NAMESPACE = "warp-oz";
@@ -290,3 +293,34 @@ export async function renderFails(...args: string[]): Promise<string> {
 export const renderSeedInstall = (...extra: string[]): Promise<Rendered> => render(...SEED_SET, ...extra);
 /** The all-values fixture, plus `extra`. */
 export const renderAllValues = (...extra: string[]): Promise<Rendered> => render("--values", allValuesFile, ...extra);
+
+// ---------------------------------------------------------------------------
+// Releases on a cluster: a Go-worker release, upgraded to charts/oz-agent-worker
+
+export interface GoReleaseOptions {
+  release: string;
+  namespace: string;
+  /** The cluster's (admin) kubeconfig. */
+  kubeconfig: string;
+  /** The user's values, for both charts alike: `--values FILE` and `--set K=V` arguments. */
+  values: string[];
+  /**
+   * Arguments for the upgrade only: what a user changes when switching, the image
+   * (`--set image.repository=... --set image.tag=...`), and on a real node whatever
+   * else it needs (scheduling, pull policy). The upgrade does not wait when one is
+   * wanted here: pass `--wait` yourself.
+   */
+  upgrade?: string[];
+}
+
+/** `helm install` of the Go-worker stand-in chart, waiting for its Deployment; throws with helm's output on failure. */
+export async function installGoRelease(opts: GoReleaseOptions): Promise<HelmResult> {
+  const res = await helm("install", opts.release, goChartDir, "--namespace", opts.namespace, "--kubeconfig", opts.kubeconfig, "--wait", "--timeout", "2m", ...opts.values);
+  if (res.code !== 0) throw new Error(`helm install of the Go-worker stand-in failed:\n${res.stdout}${res.stderr}`);
+  return res;
+}
+
+/** `helm upgrade` of that release to charts/oz-agent-worker with the same values, then `upgrade`; returns helm's result as is. */
+export function upgradeToChart(opts: GoReleaseOptions): Promise<HelmResult> {
+  return helm("upgrade", opts.release, chartDir, "--namespace", opts.namespace, "--kubeconfig", opts.kubeconfig, ...opts.values, ...(opts.upgrade ?? []));
+}
