@@ -32,6 +32,7 @@ import {
   type Deployment,
   ensureHelm,
   goDefaultsFile,
+  helm,
   installGoRelease,
   type K8sObject,
   parseManifest,
@@ -655,6 +656,18 @@ describe("chart on the sandbox: helm upgrade of a Go-worker release", () => {
 
       const history = await kubectl("get", "secrets", "-n", ns, "-l", `owner=helm,name=${release}`, "-o", "jsonpath={.items[*].metadata.labels.status}");
       expect(history.split(" ").sort()).toEqual(["deployed", "superseded"]);
+
+      // And back (docs/helm.md's way out): `helm rollback` to the Go release rolls the pod again.
+      const back = await helm("rollback", release, "1", "--namespace", ns, "--kubeconfig", ADMIN_KUBECONFIG, "--wait", "--timeout", "2m");
+      expect(`exit ${back.code}\n${back.stderr}`).toBe("exit 0\n");
+      await waitFor(
+        async () => {
+          const pods = await deploymentPods(ns, fullname);
+          return pods.length === 1 && pods[0]!.status?.phase === "Running" && pods[0]!.spec.containers[0]?.image === "warpdotdev/oz-agent-worker:0.9.0";
+        },
+        { what: `the rolled-back ${fullname} pod to run the Go image again`, timeoutMs: 60_000 },
+      );
+      expect(((await getJson("deployment", fullname, "-n", ns)) as { metadata: { uid: string } }).metadata.uid).toBe(before.deployment.metadata.uid);
     },
     240_000,
   );
