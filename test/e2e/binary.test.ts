@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { allValuesFile, ensureHelm, render, repoRoot, SEED_SET } from "../support/helm.ts";
+import { allValuesFile, ensureHelm, goDefaultsFile, render, repoRoot, SEED_SET } from "../support/helm.ts";
 
 // bun's default is 5 s per test; the binary's start-up on a busy machine needs more headroom.
 setDefaultTimeout(30_000);
@@ -112,9 +112,12 @@ describe("the compiled binary is self-contained", () => {
   test.each([
     ["the product page's install command", SEED_SET],
     ["every value set", ["--values", allValuesFile]],
-  ])("validate-config accepts the config.yaml the chart renders for %s", async (_name, args) => {
+    // With cleanup on, the chart writes every key it can (ttl_seconds_after_finished too).
+    ["every value set, cleanup on", ["--values", allValuesFile, "--set", "worker.cleanup=true"]],
+    ["the Go chart's defaults", ["--values", goDefaultsFile, ...SEED_SET]],
+  ])("validate-config accepts the config.yaml the chart renders for %s", async (name, args) => {
     const rendered = await render(...args);
-    const file = writeConfig(`chart-${args.length}.yaml`, rendered.configText());
+    const file = writeConfig(`chart-${name.replace(/[^a-z]+/gi, "-")}.yaml`, rendered.configText());
     const res = await runAlone("validate-config", "--config-file", file, "--output", "json");
     const report = JSON.parse(res.stdout) as { valid: boolean; errors: unknown[]; config: { workerId: string; kubernetes: Record<string, unknown> } };
     expect(report.errors).toEqual([]);
@@ -122,5 +125,14 @@ describe("the compiled binary is self-contained", () => {
     expect(res.code).toBe(0);
     expect(report.config.workerId).toBe(rendered.config().worker_id as string);
     expect(report.config.kubernetes.namespace).toBe(rendered.kubernetesConfig().namespace as string);
+    if (name === "every value set, cleanup on") {
+      expect(Object.keys(rendered.kubernetesConfig())).toContain("ttl_seconds_after_finished");
+      expect(report.config.kubernetes).toMatchObject({
+        ttlSecondsAfterFinished: 3600,
+        useImageVolumes: true,
+        sidecarImage: "registry.example.com/mirror/oz-agent-sidecar:2024.10",
+        preflightResources: { requests: { cpu: "20m", memory: "32Mi" }, limits: { cpu: "200m", memory: "64Mi" } },
+      });
+    }
   });
 });
