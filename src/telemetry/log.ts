@@ -151,6 +151,24 @@ export class SecretRegistry {
     return text.replace(re, REDACTED);
   }
 
+  /**
+   * For text that starts where a longer text was cut: a leading piece that is the end of a
+   * registered secret (or of one of its encoded forms), which redact() cannot match, becomes
+   * `<redacted>`. Pieces shorter than {@link MIN_SECRET_LENGTH} are left, as short values are.
+   */
+  redactCutStart(text: string): string {
+    let longest = 0;
+    for (const form of this.#forms()) {
+      for (let k = Math.min(form.length - 1, text.length); k >= MIN_SECRET_LENGTH && k > longest; k--) {
+        if (text.startsWith(form.slice(form.length - k))) {
+          longest = k;
+          break;
+        }
+      }
+    }
+    return longest > 0 ? REDACTED + text.slice(longest) : text;
+  }
+
   /** True when `text` contains a registered secret. */
   contains(text: string): boolean {
     const re = this.#regex();
@@ -171,10 +189,13 @@ export class SecretRegistry {
 
   #regex(): RegExp | null {
     if (this.#pattern !== undefined) return this.#pattern;
-    if (this.#counts.size === 0) {
-      this.#pattern = null;
-      return null;
-    }
+    const alternatives = this.#forms().map(escapeRegExp);
+    this.#pattern = alternatives.length === 0 ? null : new RegExp(alternatives.join("|"), "g");
+    return this.#pattern;
+  }
+
+  /** Every registered value and its JSON-escaped and URL-encoded forms, longest first. */
+  #forms(): string[] {
     const forms = new Set<string>();
     for (const v of this.#counts.keys()) {
       forms.add(v);
@@ -188,12 +209,7 @@ export class SecretRegistry {
       }
     }
     // Longest first, so a secret that contains another is replaced whole.
-    const alternatives = [...forms]
-      .filter((f) => f.length >= MIN_SECRET_LENGTH)
-      .sort((a, b) => b.length - a.length)
-      .map(escapeRegExp);
-    this.#pattern = alternatives.length === 0 ? null : new RegExp(alternatives.join("|"), "g");
-    return this.#pattern;
+    return [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
   }
 
   #deep(value: unknown, depth: number, seen: WeakSet<object>): unknown {

@@ -158,7 +158,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
       deleteJob: (name, o) => jobs.deleteJob(name, o),
       markReported: (name, outcome, o) => jobs.markReported(name, outcome, o),
       suspendJob: (name, outcome) => jobs.suspendJob(name, outcome),
-      readLogs: (pod, container) => readContainerLogs(kube, k8s.namespace, pod, container),
+      readLogs: (pod, container) => readContainerLogs(kube, k8s.namespace, pod, container, { secrets }),
       resumeHeldJob: (job) => jobs.resumeHeldJob(job),
       readTaskSecretValues: (job) => jobs.readTaskSecretValues(job),
     },
