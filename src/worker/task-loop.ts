@@ -24,7 +24,7 @@ import {
   taskFailed,
   taskRejected,
 } from "../oz/protocol.ts";
-import type { Logger, SecretRegistry } from "../telemetry/log.ts";
+import { type Logger, type SecretRegistry, serverText } from "../telemetry/log.ts";
 import type { WorkerMetrics } from "../telemetry/metrics.ts";
 
 /** The Kubernetes operations the loop needs (src/kube/jobs.ts TaskJobs provides them). */
@@ -182,14 +182,14 @@ export class TaskLoop {
     const release = this.#opts.secrets.registerAll(Object.values(assignment.env_vars ?? {}));
     const task = this.#track(taskId, executionId, release);
     this.#send(taskClaimed(taskId, this.#opts.config.workerId), task.log);
-    task.log.info("task claimed", { image: assignment.docker_image });
+    task.log.info("task claimed", { image: assignment.docker_image === undefined ? undefined : serverText(assignment.docker_image) });
     this.#background(this.#start(task, assignment), task.log);
   }
 
   handleCancellation(taskId: string): void {
     const task = this.#tasks.get(taskId);
     if (!task || task.state === "done" || task.state === "finishing") {
-      this.#opts.logger.warn("cancellation for a task this worker is not running; ignored", { task_id: taskId });
+      this.#opts.logger.warn("cancellation for a task this worker is not running; ignored", { task_id: serverText(taskId) });
       return;
     }
     task.cancelRequested = true;

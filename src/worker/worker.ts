@@ -10,7 +10,7 @@ import { TaskWatch } from "../kube/task-watch.ts";
 import { OzConnection, type ReconnectReason } from "../oz/connection.ts";
 import { parseServerMessage, taskFailed } from "../oz/protocol.ts";
 import { startHealthServer, type HealthServer } from "../telemetry/health.ts";
-import { createLogger, secrets, type LogFormat, type Logger } from "../telemetry/log.ts";
+import { createLogger, secrets, serverText, type LogFormat, type Logger } from "../telemetry/log.ts";
 import { createMetrics } from "../telemetry/metrics.ts";
 import { TaskLoop } from "./task-loop.ts";
 
@@ -187,7 +187,12 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     const parsed = parseServerMessage(type, data);
     if (!parsed.ok) {
       const executionId = typeof data.execution_id === "string" && data.execution_id ? data.execution_id : parsed.task_id;
-      logger.error("invalid message from Oz ignored", { type, error: parsed.error, task_id: parsed.task_id, execution_id: executionId });
+      logger.error("invalid message from Oz ignored", {
+        type: serverText(type),
+        error: serverText(parsed.error, 1_000),
+        task_id: parsed.task_id === undefined ? undefined : serverText(parsed.task_id),
+        execution_id: executionId === undefined ? undefined : serverText(executionId),
+      });
       if (type === "task_assignment" && parsed.task_id) {
         // Tell Oz at once rather than leave the task claimed by nobody.
         metrics.taskRejected("invalid_assignment");
