@@ -34,6 +34,8 @@ const EXIT_UNREACHABLE = 3;
 
 /** Everything after the stop signal must fit in this, well inside Kubernetes' 30 s grace. */
 const SHUTDOWN_BUDGET_MS = 8_000;
+/** The part of the budget kept for closing the connection, the watch and the servers. */
+const SHUTDOWN_CLOSE_MS = 2_500;
 
 // The connection's reconnect causes, named as the Go worker's metric labels.
 const RECONNECT_LABEL: Record<ReconnectReason, string> = {
@@ -215,19 +217,44 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
   tasks.stopAccepting();
   return shutdown(EXIT_OK);
 
+  /**
+   * Ends within SHUTDOWN_BUDGET_MS whatever is pending: reports already under way get most of
+   * it; then the connection, the watch and the servers are closed in any case (a report still
+   * waiting leaves its Job unmarked, so the next worker reports it). The caller exits the
+   * process (src/cli/main.ts), so nothing left pending keeps it alive.
+   */
   async function shutdown(code: number): Promise<number> {
-    const deadline = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_BUDGET_MS).unref?.());
-    await Promise.race([
+    const end = Date.now() + SHUTDOWN_BUDGET_MS;
+    const left = () => Math.max(0, end - Date.now());
+    const drained = await within(loop?.drain(), SHUTDOWN_BUDGET_MS - SHUTDOWN_CLOSE_MS);
+    if (!drained) {
+      logger.warn("reports still pending at the end of the shutdown budget; their Jobs are left unmarked and the next worker reports them", {
+        budget_ms: SHUTDOWN_BUDGET_MS,
+      });
+    }
+    await within(
       (async () => {
-        // Reports already under way go out first; then the socket closes cleanly.
-        await loop?.drain();
-        await connection?.stop({ timeoutMs: 5_000 });
+        // The socket closes cleanly (flushing what can still be sent) before the rest.
+        await connection?.stop({ timeoutMs: Math.max(1, left() - 500) });
         await Promise.allSettled([watch?.close(), health?.close(), metrics.shutdown()]);
       })(),
-      deadline,
-    ]);
+      left(),
+    );
     logger.info("stopped");
     return code;
+  }
+}
+
+/** True when `work` settled within `ms`; false when the time ran out first. */
+async function within(work: Promise<unknown> | undefined, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([Promise.resolve(work).then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
