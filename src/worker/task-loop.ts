@@ -308,24 +308,32 @@ export class TaskLoop {
           config.cleanup ? cluster.deleteJob(name, { propagation: "Background" }) : cluster.suspendJob(name, record),
         );
       } catch (err) {
-        // As the failure path does: an already-passed deadline makes the Job controller end its
-        // pods, and the annotation keeps a restarted worker from reporting the task again.
-        task.log.warn("stopping the cancelled task's Job failed; ending its pods through its deadline instead", { job: name, error: errorText(err) });
-        try {
-          await this.#markReported(task, name, record, { stopPods: true });
-          stopped = `the pods of Job ${name} stopped (the Job is kept: ${errorText(err)})`;
-        } catch (markErr) {
-          task.log.error("stopping the cancelled task's pods failed: they may run on, and a restarted worker reports the task again", {
-            job: name,
-            error: errorText(markErr),
-          });
-          stopped = `Job ${name} could not be stopped: ${errorText(markErr)}`;
-        }
+        // A Job already gone (cleanup off, deleted by someone) runs nothing and records nothing.
+        stopped = (err as { notFound?: unknown }).notFound === true ? `Job ${name} was already gone` : await this.#stopCancelledPods(task, name, record, err);
       }
     }
     if (!task.cancelQuietly) await this.#send(taskCancelled(task.taskId, `task cancelled; ${stopped}`), task.log);
     task.log.info("task cancelled", { job: name, ...(task.cancelQuietly ? { reported_with: "a newer run of the task" } : {}) });
     this.#done(task, "cancelled");
+  }
+
+  /**
+   * The cancelled task's Job could not be deleted (or suspended): as the failure path does, an
+   * already-passed deadline makes the Job controller end its pods, and the annotation keeps a
+   * restarted worker from reporting the task again. Returns what Oz is told was stopped.
+   */
+  async #stopCancelledPods(task: Task, name: string, record: ReportedOutcome, err: unknown): Promise<string> {
+    task.log.warn("stopping the cancelled task's Job failed; ending its pods through its deadline instead", { job: name, error: errorText(err) });
+    try {
+      await this.#markReported(task, name, record, { stopPods: true });
+      return `the pods of Job ${name} stopped (the Job is kept: ${errorText(err)})`;
+    } catch (markErr) {
+      task.log.error("stopping the cancelled task's pods failed: they may run on, and a restarted worker reports the task again", {
+        job: name,
+        error: errorText(markErr),
+      });
+      return `Job ${name} could not be stopped: ${errorText(markErr)}`;
+    }
   }
 
   async #finish(task: Task, outcome: Exclude<Outcome, { state: "running" }>, snap?: ExecutionSnapshot): Promise<void> {
