@@ -131,5 +131,26 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
 }
 
 if (isMainModule(import.meta)) {
-  process.exitCode = await main(process.argv.slice(2));
+  const code = await main(process.argv.slice(2));
+  // Exit now rather than when the event loop empties: `run` has stopped within its shutdown
+  // budget, and whatever it left pending (a report waiting for Oz, a retry, a log read) must
+  // not keep the process alive; the task Jobs stay for the next worker.
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
+}
+
+/** Resolves once what was written to `stream` has been handed on (at most 1 s). */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1_000);
+    timer.unref?.();
+    try {
+      stream.write("", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    } catch {
+      resolve();
+    }
+  });
 }

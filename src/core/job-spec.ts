@@ -2,6 +2,7 @@
 // per-task Secret that carries the assignment's env_vars. Pure and deterministic: the
 // inputs are never mutated and equal inputs give equal output.
 import { Buffer } from "node:buffer";
+import { posix } from "node:path";
 import type {
   V1Container,
   V1EnvVar,
@@ -227,7 +228,7 @@ export function resolveSidecars(config: WorkerConfig, assignment: TaskAssignment
     if (image) {
       const mountPath = `/mnt/${harness}-cli-sidecar`;
       const origin = `coding_cli_sidecars.${harness}`;
-      const existing = sidecars.findIndex((s) => s.mountPath === mountPath);
+      const existing = sidecars.findIndex((s) => s.mountPath.startsWith("/") && normalizeMountPath(s.mountPath) === mountPath);
       if (existing >= 0) {
         const prev = sidecars[existing]!;
         sidecars[existing] = { ...prev, image, origin: `${prev.origin} (image from ${origin})` };
@@ -239,9 +240,11 @@ export function resolveSidecars(config: WorkerConfig, assignment: TaskAssignment
   return sidecars;
 }
 
+/** The POSIX normal form ("//a/./b/../c/" → "/a/c"), so the reserved-path and duplicate
+ * checks see the directory the container runtime would mount at. */
 function normalizeMountPath(path: string): string {
-  const trimmed = path.replace(/\/+$/, "");
-  return trimmed === "" ? "/" : trimmed;
+  const normal = posix.normalize(path);
+  return normal.length > 1 ? normal.replace(/\/+$/, "") : normal;
 }
 
 /** Throws JobSpecError naming the sidecar when the list cannot be mounted: empty image or
@@ -352,7 +355,7 @@ function sidecarParts(config: WorkerConfig, sidecars: readonly ResolvedSidecar[]
     if (config.kubernetes.useImageVolumes) {
       const name = `sidecar-${i}-image`;
       parts.volumes.push({ name, image: { reference: s.image, pullPolicy } });
-      parts.mounts.push({ name, mountPath: s.mountPath, readOnly: true });
+      parts.mounts.push({ name, mountPath: normalizeMountPath(s.mountPath), readOnly: true });
       return;
     }
     const name = `sidecar-${i}-data`;
@@ -365,7 +368,7 @@ function sidecarParts(config: WorkerConfig, sidecars: readonly ResolvedSidecar[]
       securityContext: rootSecurityContext(),
       volumeMounts: [{ name, mountPath: SIDECAR_COPY_TARGET }],
     });
-    parts.mounts.push({ name, mountPath: s.mountPath, readOnly: !s.readWrite });
+    parts.mounts.push({ name, mountPath: normalizeMountPath(s.mountPath), readOnly: !s.readWrite });
   });
   return parts;
 }

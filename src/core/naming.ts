@@ -28,6 +28,8 @@ export const EXECUTION_ID_ANNOTATION = "oz.warp.dev/execution-id";
 const TASK_JOB_PREFIX = "oz-task-";
 const TASK_JOB_EXEC_SEPARATOR = "-exec-";
 const EXEC_SUFFIX_LENGTH = 8;
+/** Hex characters of the execution part when the readable form would lose information. */
+const LOSSY_EXEC_HASH_LENGTH = 10;
 const PREFLIGHT_JOB_PREFIX = "oz-preflight-";
 
 /** First 8 bytes of SHA-256 of the UTF-8 string, as 16 lowercase hex characters. */
@@ -85,24 +87,33 @@ export function effectiveExecutionId(taskId: string, executionId: string | undef
 }
 
 /**
- * `oz-task-<run>-exec-<last 8 of execution id>`.
- * Both ids are sanitized (lowercase, non [a-z0-9] → '-', '-' trimmed). The execution
- * part is the last 8 characters of the sanitized id, '-' trimmed again ("exec" when
- * empty). The run part is cut to fit 63 characters and '-' trimmed again ("run" when
- * empty). The result is a DNS-1123 label: never empty, never ending in '-', ≤ 63.
+ * `oz-task-<run>-exec-<last 8 of execution id>`, when that form loses nothing that tells
+ * executions apart: the run part is the whole task id unchanged (already lowercase
+ * [a-z0-9-], not cut) and the execution part the last 8 characters of the execution id
+ * unchanged, without '-' (so the name splits back into the two at its last '-').
+ * Executions of one task are then told apart by the last 8 characters of their ids; Oz's
+ * are UUIDs, whose tail is random hex.
+ *
+ * Otherwise (sanitizing "Run_42" and "run-42" gives the same fragment, and the second Job of
+ * that name would fail with a 409) the execution part is 10 hex characters of SHA-256 over
+ * both exact ids, which no kept form can equal (its execution part has at most 8), and the
+ * run part is the sanitized task id (lowercase, non [a-z0-9] → '-', '-' trimmed) cut to fit
+ * and trimmed again ("run" when empty). Always a DNS-1123 label of at most 63 characters.
  */
 export function taskJobName(taskId: string, executionId: string): string {
-  let exec = sanitizeNameFragment(executionId);
-  if (exec.length > EXEC_SUFFIX_LENGTH) exec = trimChars(exec.slice(-EXEC_SUFFIX_LENGTH), "-");
-  if (exec === "") exec = "exec";
-  const maxRun = Math.max(
-    0,
-    MAX_LABEL_LENGTH - TASK_JOB_PREFIX.length - TASK_JOB_EXEC_SEPARATOR.length - exec.length,
-  );
-  let run = sanitizeNameFragment(taskId);
-  if (run.length > maxRun) run = trimChars(run.slice(0, maxRun), "-");
-  if (run === "") run = "run";
-  return `${TASK_JOB_PREFIX}${run}${TASK_JOB_EXEC_SEPARATOR}${exec}`;
+  const effective = effectiveExecutionId(taskId, executionId);
+  const run = sanitizeNameFragment(taskId);
+  const tail = effective.slice(-EXEC_SUFFIX_LENGTH);
+  if (run !== "" && run === taskId && run.length <= maxRunLength(tail.length) && /^[a-z0-9]+$/.test(tail)) {
+    return `${TASK_JOB_PREFIX}${run}${TASK_JOB_EXEC_SEPARATOR}${tail}`;
+  }
+  const exec = shortHash(JSON.stringify([taskId, effective])).slice(0, LOSSY_EXEC_HASH_LENGTH);
+  const cut = trimChars(run.slice(0, maxRunLength(exec.length)), "-") || "run";
+  return `${TASK_JOB_PREFIX}${cut}${TASK_JOB_EXEC_SEPARATOR}${exec}`;
+}
+
+function maxRunLength(execLength: number): number {
+  return MAX_LABEL_LENGTH - TASK_JOB_PREFIX.length - TASK_JOB_EXEC_SEPARATOR.length - execLength;
 }
 
 /** `oz-preflight-<worker hash>-<nanos>`; nanos is the caller's clock reading (ns). */

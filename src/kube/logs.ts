@@ -14,6 +14,13 @@ export interface ReadLogsOptions {
   /** Logs of the previous instance of a restarted container. */
   previous?: boolean;
   signal?: AbortSignal;
+  /** The registered secrets: the end of one at the cut edge is redacted too. */
+  secrets?: CutSecrets;
+}
+
+/** The part of the log redactor (src/telemetry/log.ts SecretRegistry) a cut tail needs. */
+export interface CutSecrets {
+  redactCutStart(text: string): string;
 }
 
 export interface ContainerLogs {
@@ -72,8 +79,11 @@ export class TailBuffer {
     return out;
   }
 
-  /** The kept bytes as UTF-8 with the truncation marker; a character cut at the start is skipped. */
-  text(): string {
+  /**
+   * The kept bytes as UTF-8 with the truncation marker; a character cut at the start is
+   * skipped, and so is the end of a secret the cut went through (see redactCutStart).
+   */
+  text(secrets?: CutSecrets): string {
     let b = this.bytes();
     let dropped = this.dropped;
     if (dropped > 0) {
@@ -83,7 +93,8 @@ export class TailBuffer {
       dropped += skip;
     }
     const body = new TextDecoder().decode(b);
-    return dropped > 0 ? `${truncationMarker(dropped)}\n${body}` : body;
+    if (dropped === 0) return body;
+    return `${truncationMarker(dropped)}\n${secrets ? secrets.redactCutStart(body) : body}`;
   }
 }
 
@@ -150,7 +161,7 @@ export async function readContainerLogs(
     opts.signal?.removeEventListener("abort", onAbort);
     ac.abort();
   }
-  let text = tail.text();
+  let text = tail.text(opts.secrets);
   if (timedOut) text += `\n[... log read stopped after ${timeoutMs / 1000}s ...]`;
   return { text, totalBytes: tail.total, truncatedBytes: tail.dropped, timedOut };
 }

@@ -28,6 +28,7 @@ import {
   type SocketLike,
   utf8Length,
 } from "./websocket.ts";
+import { serverText } from "../telemetry/log.ts";
 
 // ---------------------------------------------------------------- types
 
@@ -542,14 +543,14 @@ export class OzConnection {
     session.open = false;
 
     if (this.#state === "stopped") {
-      this.#log.info("oz connection: closed", { code, reason: reason ? clip(reason, 123) : undefined });
+      this.#log.info("oz connection: closed", { code, reason: reason ? serverText(reason, 123) : undefined });
     } else if (!wasOpen) {
       this.#logDialFailure(session);
     } else {
       this.#log.warn("oz connection: connection lost", {
         reason: why,
         code,
-        close_reason: reason ? clip(reason, 123) : undefined,
+        close_reason: reason ? serverText(reason, 123) : undefined,
         error: session.lastError?.message ? scrub(session.lastError.message) : undefined,
         queued: this.#outbox.length,
       });
@@ -668,7 +669,7 @@ export class OzConnection {
       this.#stats.malformed++;
       this.#log.warn("oz connection: ignoring a malformed frame", {
         error: env.error,
-        type: env.type === undefined ? undefined : clip(env.type, 64),
+        type: env.type === undefined ? undefined : serverText(env.type, 64),
         bytes: utf8Length(text),
       });
       return;
@@ -676,7 +677,7 @@ export class OzConnection {
     if (this.#known && !this.#known.has(env.type)) {
       this.#stats.unknown++;
       this.#log.warn("oz connection: ignoring a message of unknown type", {
-        type: clip(env.type, 64),
+        type: serverText(env.type, 64),
         bytes: utf8Length(text),
       });
       return;

@@ -39,7 +39,7 @@ export interface Logger {
   error(msg: string, fields?: LogFields): void;
   /** A logger whose every line carries `fields` (line fields win on conflict). */
   child(fields: LogFields): Logger;
-  /** A child for one task execution: every line carries task_id and execution_id. */
+  /** A child for one task execution: every line carries task_id and execution_id (see serverText). */
   withTask(ids: TaskLogIds): Logger;
 }
 
@@ -151,6 +151,24 @@ export class SecretRegistry {
     return text.replace(re, REDACTED);
   }
 
+  /**
+   * For text that starts where a longer text was cut: a leading piece that is the end of a
+   * registered secret (or of one of its encoded forms), which redact() cannot match, becomes
+   * `<redacted>`. Pieces shorter than {@link MIN_SECRET_LENGTH} are left, as short values are.
+   */
+  redactCutStart(text: string): string {
+    let longest = 0;
+    for (const form of this.#forms()) {
+      for (let k = Math.min(form.length - 1, text.length); k >= MIN_SECRET_LENGTH && k > longest; k--) {
+        if (text.startsWith(form.slice(form.length - k))) {
+          longest = k;
+          break;
+        }
+      }
+    }
+    return longest > 0 ? REDACTED + text.slice(longest) : text;
+  }
+
   /** True when `text` contains a registered secret. */
   contains(text: string): boolean {
     const re = this.#regex();
@@ -171,10 +189,13 @@ export class SecretRegistry {
 
   #regex(): RegExp | null {
     if (this.#pattern !== undefined) return this.#pattern;
-    if (this.#counts.size === 0) {
-      this.#pattern = null;
-      return null;
-    }
+    const alternatives = this.#forms().map(escapeRegExp);
+    this.#pattern = alternatives.length === 0 ? null : new RegExp(alternatives.join("|"), "g");
+    return this.#pattern;
+  }
+
+  /** Every registered value and its JSON-escaped and URL-encoded forms, longest first. */
+  #forms(): string[] {
     const forms = new Set<string>();
     for (const v of this.#counts.keys()) {
       forms.add(v);
@@ -188,12 +209,7 @@ export class SecretRegistry {
       }
     }
     // Longest first, so a secret that contains another is replaced whole.
-    const alternatives = [...forms]
-      .filter((f) => f.length >= MIN_SECRET_LENGTH)
-      .sort((a, b) => b.length - a.length)
-      .map(escapeRegExp);
-    this.#pattern = alternatives.length === 0 ? null : new RegExp(alternatives.join("|"), "g");
-    return this.#pattern;
+    return [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
   }
 
   #deep(value: unknown, depth: number, seen: WeakSet<object>): unknown {
@@ -287,6 +303,33 @@ export function unregisterSecret(value: unknown): void {
 }
 
 // ---------------------------------------------------------------------------
+// Strings from the server
+// ---------------------------------------------------------------------------
+
+/** Characters of a server-supplied string a log line keeps. */
+export const MAX_SERVER_TEXT = 200;
+
+// C0 and C1 controls, DEL, line/paragraph separators, bidi controls, BOM, lone surrogates.
+const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * A string the Oz server sent (ids, image names, message types), ready for a log line: at
+ * most `max` code points, with the full length noted when cut, and every control, line
+ * separator or bidi character as a `\uXXXX` escape, so a pretty log on a terminal shows
+ * the text and never runs it (`\u001b]0;…` retitles a terminal).
+ */
+export function serverText(value: string, max: number = MAX_SERVER_TEXT): string {
+  if (value.length <= max) return escapeUnsafe(value);
+  const points = Array.from(value);
+  if (points.length <= max) return escapeUnsafe(value);
+  return `${escapeUnsafe(points.slice(0, max).join(""))}…(${points.length} chars)`;
+}
+
+function escapeUnsafe(text: string): string {
+  return text.replace(UNSAFE_CHARS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+// ---------------------------------------------------------------------------
 // Logger
 // ---------------------------------------------------------------------------
 
@@ -372,8 +415,9 @@ class ConsolaLogger implements Logger {
   }
 
   withTask(ids: TaskLogIds): Logger {
+    // The ids come from the Oz server: on every line of the task, bounded and escaped.
     const execution_id = ids.execution_id ? ids.execution_id : ids.task_id;
-    return this.child({ task_id: ids.task_id, execution_id });
+    return this.child({ task_id: serverText(ids.task_id), execution_id: serverText(execution_id) });
   }
 
   #write(level: LogLevel, msg: string, fields: LogFields | undefined): void {

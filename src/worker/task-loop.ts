@@ -24,7 +24,7 @@ import {
   taskFailed,
   taskRejected,
 } from "../oz/protocol.ts";
-import type { Logger, SecretRegistry } from "../telemetry/log.ts";
+import { type Logger, type SecretRegistry, serverText } from "../telemetry/log.ts";
 import type { WorkerMetrics } from "../telemetry/metrics.ts";
 
 /** The Kubernetes operations the loop needs (src/kube/jobs.ts TaskJobs provides them). */
@@ -86,6 +86,8 @@ interface Task {
   secretsLoaded?: Promise<void>;
   /** Its secrets could not be read back, so its container logs are not written. */
   withholdLogs?: boolean;
+  /** Cancelled along with a newer run of its task: stopped and recorded, but Oz is answered once, for the newer run. */
+  cancelQuietly?: boolean;
 }
 
 /** The reject reason label for metrics when the limit is reached. */
@@ -94,11 +96,16 @@ const SHUTTING_DOWN = "shutting_down";
 const FAILED_LOG_CONTAINER_LIMIT = 8;
 /** Tries to record a reported outcome on its Job (pauses 0.5, 1, 2, 4, 8, 16 s: about 30 s). */
 const MARK_ATTEMPTS = 7;
+/** Tries to delete a cancelled task's Job (pauses 0.5, 1 s) before stopping its pods instead. */
+const CANCEL_DELETE_ATTEMPTS = 3;
 
 export class TaskLoop {
   readonly #opts: TaskLoopOptions;
   readonly #now: () => number;
-  /** By task_id: cancellation names only the task. */
+  /**
+   * By execution: a follow-up run reuses the task_id with a new execution_id, and may arrive
+   * while the previous run is still alive. Insertion order is assignment order.
+   */
   readonly #tasks = new Map<string, Task>();
   #accepting = true;
   /** Reports and cleanups in flight, so shutdown and tests can wait for them. */
@@ -143,8 +150,8 @@ export class TaskLoop {
         this.#cleanupReported(job);
         continue;
       }
-      if (this.#tasks.has(taskId)) continue;
       const executionId = ann[EXECUTION_ID_ANNOTATION] || taskId;
+      if (this.#tasks.has(executionId)) continue;
       const task = this.#track(taskId, executionId, () => undefined);
       task.jobName = name;
       task.state = "running";
@@ -162,11 +169,16 @@ export class TaskLoop {
   handleAssignment(assignment: TaskAssignment): void {
     const taskId = assignment.task_id;
     const executionId = effectiveExecutionId(taskId, assignment.execution_id);
-    const existing = this.#tasks.get(taskId);
-    if (existing && existing.executionId === executionId && existing.state !== "done") {
+    const existing = this.#tasks.get(executionId);
+    if (existing?.state === "starting" || existing?.state === "running") {
       // A repeated assignment (the server re-sent it after a reconnect): claim again, create nothing.
       existing.log.info("assignment repeated for a task already running; claiming it again");
       this.#send(taskClaimed(taskId, this.#opts.config.workerId), existing.log);
+      return;
+    }
+    if (existing) {
+      // Its outcome is sent or on its way: a claim now would reopen a finished task.
+      existing.log.info("assignment repeated for a task whose outcome is being reported; not claimed again");
       return;
     }
     const log = this.#opts.logger.withTask({ task_id: taskId, execution_id: executionId });
@@ -182,19 +194,27 @@ export class TaskLoop {
     const release = this.#opts.secrets.registerAll(Object.values(assignment.env_vars ?? {}));
     const task = this.#track(taskId, executionId, release);
     this.#send(taskClaimed(taskId, this.#opts.config.workerId), task.log);
-    task.log.info("task claimed", { image: assignment.docker_image });
+    task.log.info("task claimed", { image: assignment.docker_image === undefined ? undefined : serverText(assignment.docker_image) });
     this.#background(this.#start(task, assignment), task.log);
   }
 
+  /**
+   * A cancellation names only the task: every run of it this worker holds is stopped (a
+   * follow-up and the run before it are one task to Oz), and Oz is answered once, for the
+   * newest run; the others are stopped and recorded as cancelled on their Jobs.
+   */
   handleCancellation(taskId: string): void {
-    const task = this.#tasks.get(taskId);
-    if (!task || task.state === "done" || task.state === "finishing") {
-      this.#opts.logger.warn("cancellation for a task this worker is not running; ignored", { task_id: taskId });
+    const runs = [...this.#tasks.values()].filter((t) => t.taskId === taskId && (t.state === "starting" || t.state === "running"));
+    if (runs.length === 0) {
+      this.#opts.logger.warn("cancellation for a task this worker is not running; ignored", { task_id: serverText(taskId) });
       return;
     }
-    task.cancelRequested = true;
-    // A Job still being created is cancelled as soon as it exists (see #start).
-    if (task.state === "running") this.#background(this.#cancel(task), task.log);
+    runs.forEach((task, i) => {
+      task.cancelRequested = true;
+      task.cancelQuietly = i < runs.length - 1;
+      // A Job still being created is cancelled as soon as it exists (see #start).
+      if (task.state === "running") this.#background(this.#cancel(task), task.log);
+    });
   }
 
   #track(taskId: string, executionId: string, releaseSecrets: () => void): Task {
@@ -208,7 +228,7 @@ export class TaskLoop {
       cancelRequested: false,
       releaseSecrets,
     };
-    this.#tasks.set(taskId, task);
+    this.#tasks.set(executionId, task);
     this.#opts.metrics.taskStarted();
     return task;
   }
@@ -278,19 +298,42 @@ export class TaskLoop {
     task.unsubscribe?.();
     const name = task.jobName;
     const record: ReportedOutcome = { result: "cancelled" };
+    let stopped = `Job ${name ?? "(none)"} stopped`;
     if (name) {
+      const { cluster, config } = this.#opts;
       try {
         // Cancellation stops the pod for real: the Job goes (its pods with it), or with
         // cleanup off it is suspended, which deletes its pods and keeps it for inspection.
-        if (this.#opts.config.cleanup) await this.#opts.cluster.deleteJob(name, { propagation: "Background" });
-        else await this.#opts.cluster.suspendJob(name, record);
+        await this.#retry(task, config.cleanup ? "deleting the cancelled task's Job" : "suspending the cancelled task's Job", name, CANCEL_DELETE_ATTEMPTS, () =>
+          config.cleanup ? cluster.deleteJob(name, { propagation: "Background" }) : cluster.suspendJob(name, record),
+        );
       } catch (err) {
-        task.log.error("stopping the cancelled task's Job failed", { job: name, error: errorText(err) });
+        // A Job already gone (cleanup off, deleted by someone) runs nothing and records nothing.
+        stopped = (err as { notFound?: unknown }).notFound === true ? `Job ${name} was already gone` : await this.#stopCancelledPods(task, name, record, err);
       }
     }
-    await this.#send(taskCancelled(task.taskId, `task cancelled; Job ${name ?? "(none)"} stopped`), task.log);
-    task.log.info("task cancelled", { job: name });
+    if (!task.cancelQuietly) await this.#send(taskCancelled(task.taskId, `task cancelled; ${stopped}`), task.log);
+    task.log.info("task cancelled", { job: name, ...(task.cancelQuietly ? { reported_with: "a newer run of the task" } : {}) });
     this.#done(task, "cancelled");
+  }
+
+  /**
+   * The cancelled task's Job could not be deleted (or suspended): as the failure path does, an
+   * already-passed deadline makes the Job controller end its pods, and the annotation keeps a
+   * restarted worker from reporting the task again. Returns what Oz is told was stopped.
+   */
+  async #stopCancelledPods(task: Task, name: string, record: ReportedOutcome, err: unknown): Promise<string> {
+    task.log.warn("stopping the cancelled task's Job failed; ending its pods through its deadline instead", { job: name, error: errorText(err) });
+    try {
+      await this.#markReported(task, name, record, { stopPods: true });
+      return `the pods of Job ${name} stopped (the Job is kept: ${errorText(err)})`;
+    } catch (markErr) {
+      task.log.error("stopping the cancelled task's pods failed: they may run on, and a restarted worker reports the task again", {
+        job: name,
+        error: errorText(markErr),
+      });
+      return `Job ${name} could not be stopped: ${errorText(markErr)}`;
+    }
   }
 
   async #finish(task: Task, outcome: Exclude<Outcome, { state: "running" }>, snap?: ExecutionSnapshot): Promise<void> {
@@ -350,15 +393,20 @@ export class TaskLoop {
    * reported again by a restarted worker. A Job that is gone (404) has nothing to record.
    */
   async #markReported(task: Task, name: string, record: ReportedOutcome, opts?: { stopPods?: boolean }): Promise<void> {
+    await this.#retry(task, "recording the reported outcome on the Job", name, MARK_ATTEMPTS, () => this.#opts.cluster.markReported(name, record, opts));
+  }
+
+  /** Calls `call` up to `attempts` times (pauses from markRetryDelayMs, doubling) while the worker runs; a Job that is gone (404) is not retried. */
+  async #retry(task: Task, what: string, name: string, attempts: number, call: () => Promise<unknown>): Promise<void> {
     let delay = this.#opts.markRetryDelayMs ?? 500;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#opts.cluster.markReported(name, record, opts);
+        await call();
         return;
       } catch (err) {
         const gone = (err as { notFound?: unknown }).notFound === true;
-        if (gone || attempt >= MARK_ATTEMPTS || !this.#accepting) throw err;
-        task.log.warn("recording the reported outcome on the Job failed; retrying", { job: name, attempt, error: errorText(err) });
+        if (gone || attempt >= attempts || !this.#accepting) throw err;
+        task.log.warn(`${what} failed; retrying`, { job: name, attempt, error: errorText(err) });
         await new Promise((resolve) => setTimeout(resolve, delay));
         delay *= 2;
       }
@@ -380,7 +428,7 @@ export class TaskLoop {
     } else {
       task.releaseSecrets();
     }
-    this.#tasks.delete(task.taskId);
+    this.#tasks.delete(task.executionId);
     this.#opts.metrics.taskFinished({
       result,
       durationSeconds: Math.max(0, (this.#now() - task.startedAt) / 1000),

@@ -10,7 +10,7 @@ import { TaskWatch } from "../kube/task-watch.ts";
 import { OzConnection, type ReconnectReason } from "../oz/connection.ts";
 import { parseServerMessage, taskFailed } from "../oz/protocol.ts";
 import { startHealthServer, type HealthServer } from "../telemetry/health.ts";
-import { createLogger, secrets, type LogFormat, type Logger } from "../telemetry/log.ts";
+import { createLogger, secrets, serverText, type LogFormat, type Logger } from "../telemetry/log.ts";
 import { createMetrics } from "../telemetry/metrics.ts";
 import { TaskLoop } from "./task-loop.ts";
 
@@ -34,6 +34,8 @@ const EXIT_UNREACHABLE = 3;
 
 /** Everything after the stop signal must fit in this, well inside Kubernetes' 30 s grace. */
 const SHUTDOWN_BUDGET_MS = 8_000;
+/** The part of the budget kept for closing the connection, the watch and the servers. */
+const SHUTDOWN_CLOSE_MS = 2_500;
 
 // The connection's reconnect causes, named as the Go worker's metric labels.
 const RECONNECT_LABEL: Record<ReconnectReason, string> = {
@@ -158,7 +160,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
       deleteJob: (name, o) => jobs.deleteJob(name, o),
       markReported: (name, outcome, o) => jobs.markReported(name, outcome, o),
       suspendJob: (name, outcome) => jobs.suspendJob(name, outcome),
-      readLogs: (pod, container) => readContainerLogs(kube, k8s.namespace, pod, container),
+      readLogs: (pod, container) => readContainerLogs(kube, k8s.namespace, pod, container, { secrets }),
       resumeHeldJob: (job) => jobs.resumeHeldJob(job),
       readTaskSecretValues: (job) => jobs.readTaskSecretValues(job),
     },
@@ -187,7 +189,12 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     const parsed = parseServerMessage(type, data);
     if (!parsed.ok) {
       const executionId = typeof data.execution_id === "string" && data.execution_id ? data.execution_id : parsed.task_id;
-      logger.error("invalid message from Oz ignored", { type, error: parsed.error, task_id: parsed.task_id, execution_id: executionId });
+      logger.error("invalid message from Oz ignored", {
+        type: serverText(type),
+        error: serverText(parsed.error, 1_000),
+        task_id: parsed.task_id === undefined ? undefined : serverText(parsed.task_id),
+        execution_id: executionId === undefined ? undefined : serverText(executionId),
+      });
       if (type === "task_assignment" && parsed.task_id) {
         // Tell Oz at once rather than leave the task claimed by nobody.
         metrics.taskRejected("invalid_assignment");
@@ -210,19 +217,44 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
   tasks.stopAccepting();
   return shutdown(EXIT_OK);
 
+  /**
+   * Ends within SHUTDOWN_BUDGET_MS whatever is pending: reports already under way get most of
+   * it; then the connection, the watch and the servers are closed in any case (a report still
+   * waiting leaves its Job unmarked, so the next worker reports it). The caller exits the
+   * process (src/cli/main.ts), so nothing left pending keeps it alive.
+   */
   async function shutdown(code: number): Promise<number> {
-    const deadline = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_BUDGET_MS).unref?.());
-    await Promise.race([
+    const end = Date.now() + SHUTDOWN_BUDGET_MS;
+    const left = () => Math.max(0, end - Date.now());
+    const drained = await within(loop?.drain(), SHUTDOWN_BUDGET_MS - SHUTDOWN_CLOSE_MS);
+    if (!drained) {
+      logger.warn("reports still pending at the end of the shutdown budget; their Jobs are left unmarked and the next worker reports them", {
+        budget_ms: SHUTDOWN_BUDGET_MS,
+      });
+    }
+    await within(
       (async () => {
-        // Reports already under way go out first; then the socket closes cleanly.
-        await loop?.drain();
-        await connection?.stop({ timeoutMs: 5_000 });
+        // The socket closes cleanly (flushing what can still be sent) before the rest.
+        await connection?.stop({ timeoutMs: Math.max(1, left() - 500) });
         await Promise.allSettled([watch?.close(), health?.close(), metrics.shutdown()]);
       })(),
-      deadline,
-    ]);
+      left(),
+    );
     logger.info("stopped");
     return code;
+  }
+}
+
+/** True when `work` settled within `ms`; false when the time ran out first. */
+async function within(work: Promise<unknown> | undefined, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([Promise.resolve(work).then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

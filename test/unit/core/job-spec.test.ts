@@ -399,6 +399,37 @@ describe("sidecar validation", () => {
       "sidecar 2 (additional_sidecars[1]", "corp/b:1", "duplicate mount path /opt/x",
     );
   });
+  // Issue 15 item 6: the reserved-path and duplicate checks compare POSIX-normalised paths.
+  test("non-canonical mount paths are normalised as POSIX paths before the reserved and duplicate checks", () => {
+    const reject = (mount_path: string, ...fragments: string[]) =>
+      expectSpecError(
+        () => buildTaskJob(makeConfig(), makeAssignment({ additional_sidecars: [{ image: "corp/a:1", mount_path, read_write: false }] })),
+        ...fragments,
+      );
+    reject("/workspace/.", "reserved path /workspace");
+    reject("//workspace", "reserved path /workspace");
+    reject("/opt/../workspace", "reserved path /workspace");
+    reject("/./", "root directory");
+    // A server-sent sidecar must not shadow the admin's sidecar_image at /agent.
+    const config = makeConfig({ sidecarImage: "admin/agent:1" });
+    expectSpecError(
+      () => buildTaskJob(config, makeAssignment({ additional_sidecars: [{ image: "evil/agent:1", mount_path: "/agent/.", read_write: false }] })),
+      "duplicate mount path /agent",
+      "sidecar_image (config)",
+    );
+    expectSpecError(
+      () => buildTaskJob(makeConfig(), makeAssignment({
+        additional_sidecars: [
+          { image: "corp/a:1", mount_path: "/opt/x", read_write: false },
+          { image: "corp/b:1", mount_path: "/opt//y/../x", read_write: false },
+        ],
+      })),
+      "duplicate mount path /opt/x",
+    );
+    // An accepted path is mounted in its normal form.
+    const job = buildTaskJob(makeConfig(), makeAssignment({ additional_sidecars: [{ image: "corp/a:1", mount_path: "/opt//tools/./", read_write: false }] }));
+    expect((task(job).volumeMounts ?? []).map((m) => m.mountPath)).toContain("/opt/tools");
+  });
   test("a task image with whitespace is rejected", () => {
     expectSpecError(() => buildTaskJob(makeConfig(), makeAssignment({ docker_image: "bad image" })), "task image");
   });

@@ -49,32 +49,65 @@ describe("taskJobName", () => {
   test("UUID run and execution ids keep the whole run id and the last 8 of the execution", () => {
     expect(taskJobName(TASK_ID, EXECUTION_ID)).toBe(`oz-task-${TASK_ID}-exec-5a4b3c21`);
   });
-  test("lowercases and turns every other character into '-'", () => {
-    expect(taskJobName("Run_ABC.def", "EXEC/12345678")).toBe("oz-task-run-abc-def-exec-12345678");
+  const hashed = (taskId: string, executionId: string) => shortHash(JSON.stringify([taskId, executionId])).slice(0, 10);
+  test("a task id that sanitizing changes: lowercased, '-' for the rest, and a hash of both ids as the execution part", () => {
+    expect(taskJobName("Run_ABC.def", "EXEC/12345678")).toBe(`oz-task-run-abc-def-exec-${hashed("Run_ABC.def", "EXEC/12345678")}`);
   });
   test("execution ids shorter than 8 are used whole", () => {
     expect(taskJobName("r1", "e1")).toBe("oz-task-r1-exec-e1");
   });
-  test("the execution suffix is trimmed of '-' after taking the last 8", () => {
-    // sanitized "abc-123-xyz" → last 8 "-123-xyz" → "123-xyz"
-    expect(taskJobName("run", "abc-123-xyz!!!")).toBe("oz-task-run-exec-123-xyz");
+  test("an execution tail with '-' or other characters is hashed, not trimmed", () => {
+    expect(taskJobName("run", "abc-123-xyz!!!")).toBe(`oz-task-run-exec-${hashed("run", "abc-123-xyz!!!")}`);
+    expect(taskJobName("run", "abc-1234")).toBe(`oz-task-run-exec-${hashed("run", "abc-1234")}`);
   });
-  test("ids with no usable characters fall back to 'run' and 'exec'", () => {
-    expect(taskJobName("!!!", "???")).toBe("oz-task-run-exec-exec");
-    expect(taskJobName("", "")).toBe("oz-task-run-exec-exec");
+  test("ids with no usable characters fall back to 'run' and a hash", () => {
+    expect(taskJobName("!!!", "???")).toBe(`oz-task-run-exec-${hashed("!!!", "???")}`);
+    expect(taskJobName("", "")).toBe(`oz-task-run-exec-${hashed("", "")}`);
   });
-  test("a long run id is cut so the name is exactly 63", () => {
+  test("a blank execution id falls back to the task id", () => {
+    expect(taskJobName("run1", "")).toBe("oz-task-run1-exec-run1");
+    expect(taskJobName("run1", " ")).toBe(taskJobName("run1", "run1"));
+  });
+  test("a long run id is cut so the name is exactly 63, with a hash as the execution part", () => {
     const name = taskJobName("a".repeat(100), "e".repeat(20));
-    expect(name).toBe(`oz-task-${"a".repeat(41)}-exec-eeeeeeee`);
+    expect(name).toBe(`oz-task-${"a".repeat(39)}-exec-${hashed("a".repeat(100), "e".repeat(20))}`);
     expect(name.length).toBe(63);
   });
   test("a cut that ends on '-' is trimmed, never leaving '--exec'", () => {
-    const name = taskJobName(`${"a".repeat(40)}-${"b".repeat(30)}`, "12345678");
-    expect(name).toBe(`oz-task-${"a".repeat(40)}-exec-12345678`);
+    const id = `${"a".repeat(38)}-${"b".repeat(30)}`;
+    expect(taskJobName(id, "12345678")).toBe(`oz-task-${"a".repeat(38)}-exec-${hashed(id, "12345678")}`);
   });
   test("a run id that is all separators after the cut falls back to 'run'", () => {
-    expect(taskJobName(`${"-".repeat(60)}x`, "12345678")).toBe("oz-task-x-exec-12345678");
-    expect(taskJobName("___", "12345678")).toBe("oz-task-run-exec-12345678");
+    expect(taskJobName(`${"-".repeat(60)}x`, "12345678")).toBe(`oz-task-x-exec-${hashed(`${"-".repeat(60)}x`, "12345678")}`);
+    expect(taskJobName("___", "12345678")).toBe(`oz-task-run-exec-${hashed("___", "12345678")}`);
+  });
+  // Issue 15 item 5: sanitising and cutting must not give two executions one Job name.
+  test("ids that sanitise alike (Run_42 vs run-42, no execution id) get different Job names", () => {
+    const a = taskJobName("Run_42", "Run_42");
+    const b = taskJobName("run-42", "run-42");
+    expect(a).not.toBe(b);
+    expect(a).toMatch(DNS_LABEL);
+    expect(b).toMatch(DNS_LABEL);
+    // Long task ids that differ only past the cut, and execution ids that differ only in case.
+    const long = "t".repeat(60);
+    expect(taskJobName(`${long}-1`, "e1")).not.toBe(taskJobName(`${long}-2`, "e1"));
+    expect(taskJobName("run", "Exec-A")).not.toBe(taskJobName("run", "exec-a"));
+    expect(taskJobName("run", "a/b")).not.toBe(taskJobName("run", "a.b"));
+  });
+  test("property: distinct (task id, execution id) pairs get distinct Job names", () => {
+    const next = rng(15);
+    const seen = new Map<string, string>();
+    for (let i = 0; i < 5000; i++) {
+      // A small alphabet so that sanitised forms collide often.
+      const pick = (n: number) => Array.from({ length: 1 + Math.floor(next() * n) }, () => "aA_-./"[Math.floor(next() * 6)]).join("");
+      const t = pick(6);
+      const e = next() < 0.3 ? t : pick(4);
+      const key = JSON.stringify([t, e]);
+      const name = taskJobName(t, e);
+      const other = seen.get(name);
+      if (other !== undefined && other !== key) throw new Error(`${key} and ${other} both give ${name}`);
+      seen.set(name, key);
+    }
   });
   test("property: always a DNS-1123 label of at most 63 characters", () => {
     const next = rng(42);

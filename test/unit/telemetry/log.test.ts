@@ -7,6 +7,7 @@ import {
   resolveLogFormat,
   SecretRegistry,
   secrets as globalSecrets,
+  serverText,
   unregisterSecret,
   type LoggerOptions,
 } from "../../../src/telemetry/log.ts";
@@ -240,5 +241,29 @@ describe("pretty format", () => {
     expect(resolveLogFormat("auto", true)).toBe("pretty");
     expect(resolveLogFormat("json", true)).toBe("json");
     expect(resolveLogFormat("pretty", false)).toBe("pretty");
+  });
+});
+
+// Issue 15 item 8: a string the server sent reaches a log line bounded and escaped.
+describe("serverText", () => {
+  test("control, line-separator and bidi characters become \\u escapes; a pretty line carries none raw", () => {
+    const hostile = "exec-1\u001b]0;pwned\u0007\r\n\u009b31m\u202eevil\u2028x";
+    const text = serverText(hostile);
+    expect(text).toBe("exec-1\\u001b]0;pwned\\u0007\\u000d\\u000a\\u009b31m\\u202eevil\\u2028x");
+    const out = sink(true);
+    createLogger({ format: "pretty", stream: out.stream, secrets: new SecretRegistry() }).error("invalid message", { execution_id: text });
+    // The only ESC bytes are the logger's own colour codes: none comes from the field.
+    expect(out.text().replaceAll(/\u001b\[[0-9;]*m/g, "")).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u202e]/);
+  });
+  test("long strings are cut to the bound, whole code points, with the full length noted", () => {
+    const long = `${"🙂".repeat(150)}${"x".repeat(10_000)}`;
+    const text = serverText(long, 200);
+    expect(text.startsWith("🙂".repeat(150) + "x".repeat(50))).toBe(true);
+    expect(text).toBe(`${"🙂".repeat(150)}${"x".repeat(50)}…(10150 chars)`);
+    expect(serverText("a".repeat(200), 200)).toBe("a".repeat(200));
+    expect(serverText("\ud800x")).toBe("\\ud800x");
+  });
+  test("ordinary ids pass unchanged", () => {
+    for (const id of ["b9198522-08d6-46bb-892d-1a29d7ea84b0", "Run_42", "corp/agent:1.2@sha256:abc", "ünïcödé"]) expect(serverText(id)).toBe(id);
   });
 });
