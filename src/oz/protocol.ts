@@ -546,7 +546,9 @@ export function parseServerMessage(type: string, data: unknown): ParseResult<Ser
   }
 }
 
-/** Parse one raw text frame (`{"type": ..., "data": ...}`). Never throws. */
+/** Parse one raw text frame (`{"type": ..., "data": ...}`). Never throws. Not on the worker's
+ * path (OzConnection decodes frames itself, bounded only by the WebSocket runtime), so
+ * `maxBytes` is a caller's memory bound, not a limit on what the worker runs. */
 export function parseFrame(text: string, maxBytes = 16 * 1024 * 1024): ParseResult<ServerMessage> {
   if (text.length > maxBytes) return { ok: false, error: `frame: larger than ${maxBytes} bytes` };
   let parsed: unknown;

@@ -144,6 +144,33 @@ describe("env var names the API server accepts", () => {
   );
 });
 
+describe("the per-task Secret's size limit (the API server's 1 MiB of values)", () => {
+  test(
+    "values past 1 MiB: the Secret is refused (job_create with the server's message, the held Job removed); inline_task_env runs the same task, as the Go worker would",
+    async () => {
+      const ns = await freshNamespace("edges-size");
+      const d = await dispatchServer();
+      // Values count, names do not: exactly 1 MiB is accepted, one byte more is not.
+      const value = (n: number) => `${marker("big")}${"v".repeat(n)}`.slice(-n);
+      const strict = await worker({ workerId: uniqueId("edges-size"), kubeconfig: KUBECONFIG, namespace: ns, dispatch: d });
+      const atLimit = await d.createTask({ docker_image: "busybox:1.36", env_vars: { "BIG-A": value(512 * 1024), "BIG-B": value(512 * 1024) } });
+      await d.waitForState(atLimit.task_id, "succeeded", { timeoutMs: 30_000 });
+      const over = await d.createTask({ docker_image: "busybox:1.36", env_vars: { "BIG-A": value(512 * 1024), "BIG-B": value(512 * 1024 + 1) } });
+      const failed = await d.waitForState(over.task_id, "failed", { timeoutMs: 30_000 });
+      expect(failed.failure_reason).toBe("job_create");
+      expect(failed.message).toContain("may not be more than 1048576 bytes");
+      await waitFor("the held Job to be deleted", async () => ((await taskJob(ns, over.task_id)) ? undefined : true), { timeoutMs: 20_000 });
+      expect(await strict.stop("SIGTERM")).toBe(0);
+
+      const inline = await worker({ workerId: uniqueId("edges-size-inline"), kubeconfig: KUBECONFIG, namespace: ns, dispatch: d, kubernetes: { inline_task_env: true } });
+      const same = await d.createTask({ docker_image: "busybox:1.36", env_vars: { "BIG-A": value(512 * 1024), "BIG-B": value(512 * 1024 + 1) } });
+      await d.waitForState(same.task_id, "succeeded", { timeoutMs: 30_000 });
+      expect(await inline.stop("SIGTERM")).toBe(0);
+    },
+    120_000,
+  );
+});
+
 describe("an invalid assignment with a task_id", () => {
   test(
     "is claimed, then failed with the most precise reason and the field named; no Job is created",
