@@ -163,7 +163,9 @@ export class SecretRegistry {
     const m = this.#compile();
     if (m === null || text.length < MIN_SECRET_LENGTH) return text;
     let out = text;
-    for (const form of m.long) if (out.length >= form.length && out.includes(form)) out = out.split(form).join(REDACTED);
+    for (const form of m.long) {
+      if (out.length >= form.length && out.includes(form)) out = out.split(form).join(REDACTED);
+    }
     for (const re of m.patterns) {
       re.lastIndex = 0;
       out = out.replace(re, REDACTED);
