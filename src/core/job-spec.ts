@@ -22,11 +22,12 @@ import {
   effectiveExecutionId,
   taskJobName,
   taskLabels,
+  taskSecretKeyFor,
   taskSecretNameFor,
 } from "./naming.ts";
 import type { WorkerConfig } from "./types.ts";
 
-export { taskSecretNameFor } from "./naming.ts";
+export { taskSecretKeyFor, taskSecretNameFor } from "./naming.ts";
 
 export const TASK_CONTAINER_NAME = "task";
 export const SETUP_CONTAINER_NAME = "setup";
@@ -131,16 +132,18 @@ export function mergeEnv(...lists: readonly (readonly V1EnvVar[])[]): V1EnvVar[]
   return out;
 }
 
+// Whole numbers are written out in digits: String(1e21) is "1e+21", and "1e+21Gi" is not a
+// quantity. An impossible shape then reaches the scheduler (unschedulable), as with the Go worker.
 function quantityFromCpus(vcpus: number): string | undefined {
   if (!(vcpus > 0) || !Number.isFinite(vcpus)) return undefined;
-  if (Number.isInteger(vcpus)) return String(vcpus);
+  if (Number.isInteger(vcpus)) return BigInt(vcpus).toString();
   const milli = Math.round(vcpus * 1000);
   return milli > 0 ? `${milli}m` : undefined;
 }
 
 function quantityFromGiB(gib: number): string | undefined {
   if (!(gib > 0) || !Number.isFinite(gib)) return undefined;
-  if (Number.isInteger(gib)) return `${gib}Gi`;
+  if (Number.isInteger(gib)) return `${BigInt(gib).toString()}Gi`;
   const mib = Math.round(gib * 1024);
   return mib > 0 ? `${mib}Mi` : undefined;
 }
@@ -305,7 +308,7 @@ export function buildTaskEnv(
   const fromAssignment: V1EnvVar[] = names.map((name) =>
     taskSecretName === undefined
       ? { name, value: assignment.env_vars[name] ?? "" }
-      : { name, valueFrom: { secretKeyRef: { name: taskSecretName, key: name } } },
+      : { name, valueFrom: { secretKeyRef: { name: taskSecretName, key: taskSecretKeyFor(name) } } },
   );
   const overrides: V1EnvVar[] = config.env.map((e) => ({ name: e.name, value: e.value }));
   const worker: V1EnvVar[] = [
@@ -554,7 +557,8 @@ export function buildTaskJob(
  * The Secret holding the assignment's env_vars for a Job built with
  * `taskSecretName: taskSecretNameFor(job name)`. Undefined when env is inline
  * (`inlineTaskEnv`) or there is nothing to hold. Same labels as the Job; values
- * base64-encoded in `data`; immutable. The owner reference to the Job is added with
+ * base64-encoded in `data` under `taskSecretKeyFor(name)` (env var names may hold
+ * characters Secret keys may not); immutable. The owner reference to the Job is added with
  * `withOwner` once the Job exists (its uid is needed).
  */
 export function buildTaskSecret(
@@ -566,7 +570,7 @@ export function buildTaskSecret(
   const jobName = job.metadata?.name ?? taskJobNameFor(assignment);
   const data: Record<string, string> = {};
   for (const name of Object.keys(assignment.env_vars).sort()) {
-    data[name] = Buffer.from(assignment.env_vars[name] ?? "", "utf8").toString("base64");
+    data[taskSecretKeyFor(name)] = Buffer.from(assignment.env_vars[name] ?? "", "utf8").toString("base64");
   }
   return {
     apiVersion: "v1",

@@ -173,3 +173,27 @@ export function taskSecretNameFor(jobName: string): string {
   const suffix = "-env";
   return jobName.slice(0, MAX_SUBDOMAIN_LENGTH - suffix.length) + suffix;
 }
+
+/** Longest Secret data key (the API server's limit for ConfigMap and Secret keys). */
+export const MAX_SECRET_KEY_LENGTH = 253;
+/** How much of an escaped env var name a cut key keeps before `..<sha-256>`. */
+const SECRET_KEY_PREFIX_LENGTH = 150;
+
+/**
+ * The key under which the per-task Secret holds an env var. Env var names may use any
+ * printable ASCII but '=' (`MY-TOKEN`, `my.dotted`, `with space`); Secret keys only
+ * `[-._a-zA-Z0-9]`, at most 253, never starting with "..". A name made of `[-_a-zA-Z0-9]`
+ * is its own key (so keys of earlier Jobs stay valid); in any other name each UTF-8 byte
+ * outside that set becomes `.XX` (hex), so `my.dotted` → `my.2edotted`. Injective: '.'
+ * only ever starts an escape. A key longer than 253 keeps its first 150 characters and
+ * ends in `..` plus the name's SHA-256, a form no escaped name has (it never holds "..").
+ */
+export function taskSecretKeyFor(envName: string): string {
+  let key = "";
+  for (const byte of new TextEncoder().encode(envName)) {
+    const c = String.fromCharCode(byte);
+    key += /[-_a-zA-Z0-9]/.test(c) ? c : `.${byte.toString(16).padStart(2, "0")}`;
+  }
+  if (key.length <= MAX_SECRET_KEY_LENGTH) return key;
+  return `${key.slice(0, SECRET_KEY_PREFIX_LENGTH)}..${createHash("sha256").update(envName, "utf8").digest("hex")}`;
+}

@@ -2,11 +2,12 @@
 // builders for the worker's own messages. Pure: no I/O.
 //
 // Parsing policy. Fields that shape the Kubernetes Job (ids, images, env_vars, sidecars,
-// oz args, instance shape) are checked strictly: a wrong type or an out-of-bound size is
-// an error naming the field path. Informational fields (title, prompt, timestamps) and
-// the agent_config_snapshot are lenient like the Go worker: unknown keys are ignored and
-// a snapshot field of the wrong type is dropped, but sizes are still bounded. Error
-// messages name the path and the problem and never include values (env_vars hold secrets).
+// oz args, instance shape) are checked strictly: a wrong type is an error naming the
+// field path. Informational fields (title, prompt, timestamps) and the
+// agent_config_snapshot are lenient like the Go worker: unknown keys are ignored and a
+// snapshot field of the wrong type is dropped. Sizes are the API server's to judge, but
+// for the few LIMITS below. Error messages name the path and the problem and never
+// include values (env_vars hold secrets).
 import * as v from "valibot";
 import { FAILURE_REASONS, type FailureReason } from "../core/failure-reasons.ts";
 
@@ -90,36 +91,42 @@ export type ServerMessage = TaskAssignmentMessage | TaskCancellationMessage | Un
 
 export type ParseError = {
   ok: false;
-  /** Field path and problem, e.g. `data.env_vars.1FOO: is not a valid environment variable name`. */
+  /** Field path and problem, e.g. `data.instance_shape.vcpus: expected number, got string`. */
   error: string;
   /** The frame's task_id when it could be read (so the worker can report the failure). */
   task_id?: string;
+  /** With task_id: the failure reason to report (see invalidAssignmentReason). */
+  failure_reason?: FailureReason;
 };
 export type ParseResult<T> = { ok: true; message: T } | ParseError;
 
 // ---------------------------------------------------------------------------
 // Bounds
+//
+// The rule: an assignment the Go worker would run, oz-worker runs too; the API server is
+// the judge of what a Job or Secret may hold (names, sizes, counts), and its refusal
+// fails the task with `job_create` and the server's message. The few bounds below refuse
+// what the cluster would accept, each for the reason given (docs/reliability.md lists
+// them as deliberate differences from the Go worker).
 
 export const LIMITS = {
+  /** task_id and execution_id (which also must not be blank or hold control characters):
+   * Oz issues 36-character UUIDs; each id is repeated on every log line of its task, in the
+   * Job's annotations and in every message about the task, so a multi-megabyte id would
+   * multiply into the logs, and a control character would reach every one of those lines. */
   idLength: 256,
+  /** docker_image, sidecar_image and sidecar images: no image reference is longer (name
+   * ≤ 255, tag ≤ 128, digest ≤ 135 characters), so the kubelet would answer
+   * InvalidImageName; the task fails with the same reason, `invalid_image`, before any
+   * Job exists. */
   imageLength: 1024,
-  titleLength: 64 * 1024,
-  promptLength: 4 * 1024 * 1024,
-  shortStringLength: 4096,
-  envVarCount: 1000,
-  envVarNameLength: 256,
-  /** Sum of names and values; keeps the per-task Secret well under the 1 MiB object limit. */
-  envVarTotalBytes: 512 * 1024,
-  sidecarCount: 32,
-  mountPathLength: 4096,
-  ozArgCount: 256,
-  ozArgLength: 16 * 1024,
-  /** Serialized size of mcp_servers / harness_auth_secrets. */
-  jsonBlobBytes: 256 * 1024,
-  jsonBlobDepth: 32,
-  maxVcpus: 1024,
-  maxMemoryGb: 65536,
+  /** Nesting of mcp_servers / harness_auth_secrets: Go's encoding/json refuses JSON nested
+   * deeper than 10,000 levels (so the Go worker never runs such a frame), and the bound
+   * keeps recursive serialisation (JSON.stringify into `--mcp`) off a stack overflow. */
+  jsonBlobDepth: 10_000,
+  /** Text the worker sends (task_failed and task_completed messages). */
   messageLength: 32 * 1024,
+  /** An unknown message type as logged. */
   typeNameLength: 64,
 } as const;
 
@@ -129,10 +136,6 @@ export const LIMITS = {
 // biome-ignore lint: control characters are the point of this pattern.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 const WHITESPACE = /\s/;
-/** Kubernetes' C_IDENTIFIER rule for env var names. */
-export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-const utf8Length = (s: string): number => new TextEncoder().encode(s).length;
 
 const idString = v.pipe(
   v.string(),
@@ -158,18 +161,14 @@ const imageRef = v.nullish(
   ),
 );
 
-/** Lenient field: a value of the wrong type is dropped (undefined); a string of the right
- * type is still bounded. */
+/** Lenient field: a value of the wrong type is dropped (undefined). */
 // Each lenient field is wrapped in optional() so a missing key is not an error.
-function lenientString(max: number) {
-  return v.optional(
-    v.pipe(
-      v.unknown(),
-      v.transform((x): string | undefined => (typeof x === "string" ? x : undefined)),
-      v.optional(v.pipe(v.string(), v.maxLength(max, `must be at most ${max} characters`))),
-    ),
-  );
-}
+const lenientString = v.optional(
+  v.pipe(
+    v.unknown(),
+    v.transform((x): string | undefined => (typeof x === "string" ? x : undefined)),
+  ),
+);
 const lenientBoolean = v.optional(
   v.pipe(
     v.unknown(),
@@ -204,7 +203,7 @@ function jsonDepthExceeds(value: unknown, maxDepth: number): boolean {
 }
 
 /** Lenient JSON object blob (mcp_servers, harness_auth_secrets): non-objects are dropped;
- * objects are bounded in depth and serialized size. */
+ * objects are bounded in depth (LIMITS.jsonBlobDepth). */
 const lenientJsonObject = v.optional(v.pipe(
   v.unknown(),
   v.transform((x): Record<string, unknown> | undefined => (isPlainObject(x) ? x : undefined)),
@@ -215,13 +214,6 @@ const lenientJsonObject = v.optional(v.pipe(
         (o) => !jsonDepthExceeds(o, LIMITS.jsonBlobDepth),
         `must be nested at most ${LIMITS.jsonBlobDepth} levels deep`,
       ),
-      v.check((o) => {
-        try {
-          return utf8Length(JSON.stringify(o)) <= LIMITS.jsonBlobBytes;
-        } catch {
-          return false;
-        }
-      }, `must serialize to at most ${LIMITS.jsonBlobBytes} bytes`),
     ),
   ),
 ));
@@ -255,40 +247,41 @@ function lenientObject<const E extends v.ObjectEntries>(entries: E) {
 }
 
 export const AgentConfigSnapshotSchema = v.object({
-  environment_id: lenientString(LIMITS.idLength),
-  base_prompt: lenientString(LIMITS.promptLength),
-  model_id: lenientString(LIMITS.shortStringLength),
-  profile_id: lenientString(LIMITS.shortStringLength),
-  skill_spec: lenientString(LIMITS.shortStringLength),
+  environment_id: lenientString,
+  base_prompt: lenientString,
+  model_id: lenientString,
+  profile_id: lenientString,
+  skill_spec: lenientString,
   mcp_servers: lenientJsonObject,
   computer_use_enabled: lenientBoolean,
   idle_timeout_minutes: lenientNumber,
-  harness: lenientObject({ type: lenientString(LIMITS.shortStringLength) }),
+  harness: lenientObject({ type: lenientString }),
   harness_auth_secrets: lenientJsonObject,
   inference_providers: lenientObject({
     aws: lenientObject({
       disabled: lenientBoolean,
-      role_arn: lenientString(LIMITS.shortStringLength),
-      region: lenientString(LIMITS.shortStringLength),
+      role_arn: lenientString,
+      region: lenientString,
     }),
   }),
-  session_sharing: lenientObject({ public_access: lenientString(LIMITS.shortStringLength) }),
+  session_sharing: lenientObject({ public_access: lenientString }),
   snapshot_disabled: lenientBoolean,
   snapshot_upload_timeout_secs: lenientNumber,
   snapshot_script_timeout_secs: lenientNumber,
 });
 
 const TaskOwnerSchema = strictObject({
-  Type: v.pipe(v.string(), v.maxLength(64, "must be at most 64 characters")),
-  Id: v.nullish(v.union([v.number(), v.pipe(v.string(), v.maxLength(LIMITS.idLength))])),
+  Type: v.string(),
+  Id: v.nullish(v.union([v.number(), v.string()])),
 });
 
 export const TaskSchema = strictObject({
-  id: idString,
-  title: lenientString(LIMITS.titleLength),
-  task_definition: lenientObject({ prompt: lenientString(LIMITS.promptLength) }),
-  created_at: lenientString(LIMITS.idLength),
-  updated_at: lenientString(LIMITS.idLength),
+  // The agent's --task-id: required, any other string is passed on.
+  id: v.pipe(v.string(), v.minLength(1, "must not be empty")),
+  title: lenientString,
+  task_definition: lenientObject({ prompt: lenientString }),
+  created_at: lenientString,
+  updated_at: lenientString,
   owner: v.nullish(TaskOwnerSchema),
   agent_config_snapshot: v.optional(
     v.pipe(
@@ -297,35 +290,40 @@ export const TaskSchema = strictObject({
       v.optional(AgentConfigSnapshotSchema),
     ),
   ),
-  agent_conversation_id: lenientString(LIMITS.idLength),
+  agent_conversation_id: lenientString,
 });
 
+/** JavaScript keys that would not be plain data properties (prototype pollution). */
+const RESERVED_KEYS = ["__proto__"];
+
+/**
+ * env_vars: any names (the API server judges them: since Kubernetes 1.34 every printable
+ * ASCII character but '=' is allowed, so `MY-TOKEN`, `my.dotted` or `1START` run), string
+ * values. Only `__proto__` is refused: it cannot be a plain key of a JavaScript object, and
+ * the Kubernetes client copies maps by assignment. Parsed by hand because valibot's
+ * record() silently skips `__proto__`, `constructor` and `prototype`.
+ */
 const EnvVarsSchema = v.pipe(
   v.unknown(),
   requirePlainObject(),
-  v.record(
-    v.pipe(
-      v.string(),
-      v.maxLength(LIMITS.envVarNameLength, `must be at most ${LIMITS.envVarNameLength} characters`),
-      v.regex(
-        ENV_NAME_PATTERN,
-        "is not a valid environment variable name (letters, digits and '_', not starting with a digit)",
-      ),
-    ),
-    v.pipe(
-      v.string("value must be a string"),
-      v.check((s) => !s.includes("\u0000"), "value must not contain NUL characters"),
-    ),
-  ),
-  v.check(
-    (o) => Object.keys(o).length <= LIMITS.envVarCount,
-    `must have at most ${LIMITS.envVarCount} entries`,
-  ),
-  v.check((o) => {
-    let total = 0;
-    for (const [k, val] of Object.entries(o)) total += utf8Length(k) + utf8Length(val);
-    return total <= LIMITS.envVarTotalBytes;
-  }, `names and values must total at most ${LIMITS.envVarTotalBytes} bytes`),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const input = dataset.value as Record<string, unknown>;
+    const out: Record<string, string> = {};
+    let failed = false;
+    for (const [name, value] of Object.entries(input)) {
+      const path: [v.ObjectPathItem] = [{ type: "object", origin: "value", input, key: name, value }];
+      if (RESERVED_KEYS.includes(name)) {
+        addIssue({ message: "is a reserved name", path });
+        failed = true;
+      } else if (typeof value !== "string") {
+        addIssue({ message: `value must be a string, got ${describeType(value)}`, path });
+        failed = true;
+      } else {
+        Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+      }
+    }
+    return failed ? NEVER : out;
+  }),
 );
 
 const SidecarSchema = strictObject({
@@ -333,21 +331,16 @@ const SidecarSchema = strictObject({
     v.nullish(v.string(), ""),
     v.maxLength(LIMITS.imageLength, `must be at most ${LIMITS.imageLength} characters`),
   ),
-  mount_path: v.pipe(
-    v.nullish(v.string(), ""),
-    v.maxLength(LIMITS.mountPathLength, `must be at most ${LIMITS.mountPathLength} characters`),
-  ),
+  mount_path: v.nullish(v.string(), ""),
   read_write: v.nullish(v.boolean(), false),
 });
 
-const shapeAxis = (max: number) =>
-  v.nullish(
-    v.pipe(
-      v.number(),
-      v.check((n) => Number.isFinite(n), "must be a finite number"),
-      v.maxValue(max, `must be at most ${max}`),
-    ),
-  );
+const shapeAxis = v.nullish(
+  v.pipe(
+    v.number(),
+    v.check((n) => Number.isFinite(n), "must be a finite number"),
+  ),
+);
 
 export const TaskAssignmentSchema = v.object({
   task_id: idString,
@@ -356,30 +349,9 @@ export const TaskAssignmentSchema = v.object({
   docker_image: imageRef,
   sidecar_image: imageRef,
   env_vars: v.nullish(EnvVarsSchema),
-  additional_sidecars: v.nullish(
-    v.pipe(
-      v.array(SidecarSchema),
-      v.maxLength(LIMITS.sidecarCount, `must have at most ${LIMITS.sidecarCount} entries`),
-    ),
-  ),
-  additional_oz_args: v.nullish(
-    v.pipe(
-      v.array(
-        v.pipe(
-          v.string(),
-          v.maxLength(LIMITS.ozArgLength, `must be at most ${LIMITS.ozArgLength} characters`),
-          v.check((s) => !s.includes("\u0000"), "must not contain NUL characters"),
-        ),
-      ),
-      v.maxLength(LIMITS.ozArgCount, `must have at most ${LIMITS.ozArgCount} entries`),
-    ),
-  ),
-  instance_shape: v.nullish(
-    strictObject({
-      vcpus: shapeAxis(LIMITS.maxVcpus),
-      memory_gb: shapeAxis(LIMITS.maxMemoryGb),
-    }),
-  ),
+  additional_sidecars: v.nullish(v.array(SidecarSchema)),
+  additional_oz_args: v.nullish(v.array(v.string())),
+  instance_shape: v.nullish(strictObject({ vcpus: shapeAxis, memory_gb: shapeAxis })),
 });
 
 export const TaskCancellationSchema = strictObject({ task_id: idString });
@@ -411,9 +383,7 @@ function formatIssue(prefix: string, issue: v.BaseIssue<unknown>): string {
   if (issue.kind === "schema") {
     const expected = (issue.expected ?? issue.type).toLowerCase();
     if (issue.input === undefined) problem = "is required";
-    else if (issue.type === "string" && issue.message === "value must be a string") {
-      problem = `value must be a string, got ${describeType(issue.input)}`;
-    } else problem = `expected ${expected}, got ${describeType(issue.input)}`;
+    else problem = `expected ${expected}, got ${describeType(issue.input)}`;
   } else {
     // Every validation action above carries a custom, value-free message.
     problem = issue.message;
@@ -433,8 +403,6 @@ function readTaskId(data: unknown): string | undefined {
   return v.is(idString, id) ? id : undefined;
 }
 
-const RESERVED_KEYS = ["__proto__", "constructor", "prototype"];
-
 // ---------------------------------------------------------------------------
 // Parsing
 
@@ -447,17 +415,12 @@ export function parseTaskAssignment(
   const fail = (error: string): ParseError =>
     taskId === undefined ? { ok: false, error } : { ok: false, error, task_id: taskId };
   if (!isPlainObject(data)) return fail(`${pathPrefix}: expected object, got ${describeType(data)}`);
-  // valibot's record() silently skips these keys; refuse them explicitly instead.
-  const env = data.env_vars;
-  if (isPlainObject(env)) {
-    for (const key of RESERVED_KEYS) {
-      if (Object.prototype.hasOwnProperty.call(env, key)) {
-        return fail(`${pathPrefix}.env_vars.${key}: is a reserved name`);
-      }
-    }
-  }
   const result = v.safeParse(TaskAssignmentSchema, data);
-  if (!result.success) return fail(formatIssues(pathPrefix, result.issues));
+  if (!result.success) {
+    const error = formatIssues(pathPrefix, result.issues);
+    if (taskId === undefined) return { ok: false, error };
+    return { ok: false, error, task_id: taskId, failure_reason: invalidAssignmentReason(result.issues[0]) };
+  }
   const d = result.output;
   const assignment: TaskAssignment = {
     task_id: d.task_id,
@@ -483,6 +446,19 @@ export function parseTaskAssignment(
     assignment.instance_shape = shape;
   }
   return { ok: true, message: { type: "task_assignment", data: assignment } };
+}
+
+/**
+ * The failure reason for an assignment that cannot be run, from the field of its first
+ * problem: an image field → `invalid_image` (what the kubelet's InvalidImageName gives the
+ * Go worker), a sidecar → `sidecar_prep` (like the Job spec's own sidecar checks), anything
+ * else → `job_create` (no Job can be built from it).
+ */
+function invalidAssignmentReason(issue: v.BaseIssue<unknown>): FailureReason {
+  const field = (issue.path?.[0] as { key?: unknown } | undefined)?.key;
+  if (field === "docker_image" || field === "sidecar_image") return "invalid_image";
+  if (field === "additional_sidecars") return "sidecar_prep";
+  return "job_create";
 }
 
 /** Drop undefined members so parsed objects compare and serialize cleanly. */
@@ -570,7 +546,9 @@ export function parseServerMessage(type: string, data: unknown): ParseResult<Ser
   }
 }
 
-/** Parse one raw text frame (`{"type": ..., "data": ...}`). Never throws. */
+/** Parse one raw text frame (`{"type": ..., "data": ...}`). Never throws. Not on the worker's
+ * path (OzConnection decodes frames itself, bounded only by the WebSocket runtime), so
+ * `maxBytes` is a caller's memory bound, not a limit on what the worker runs. */
 export function parseFrame(text: string, maxBytes = 16 * 1024 * 1024): ParseResult<ServerMessage> {
   if (text.length > maxBytes) return { ok: false, error: `frame: larger than ${maxBytes} bytes` };
   let parsed: unknown;

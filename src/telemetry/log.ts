@@ -81,6 +81,14 @@ export const REDACTED = "<redacted>";
  * must still never log such values directly.
  */
 export const MIN_SECRET_LENGTH = 4;
+/**
+ * Forms longer than this are found with indexOf instead of the regular expression: a
+ * task's env_vars may hold values of megabytes (the API server allows 1 MiB per Secret),
+ * and JavaScriptCore refuses (or takes seconds to compile) a pattern that large.
+ */
+const MAX_PATTERN_FORM_LENGTH = 1024;
+/** Alternatives per compiled pattern: one pattern of tens of thousands is "too large". */
+const MAX_PATTERN_ALTERNATIVES = 1000;
 
 const MAX_REDACT_DEPTH = 12;
 
@@ -90,7 +98,10 @@ const MAX_REDACT_DEPTH = 12;
  */
 export class SecretRegistry {
   readonly #counts = new Map<string, number>();
-  #pattern: RegExp | null | undefined = null;
+  /** Each registered value's forms (itself, JSON-escaped, URL-encoded), computed once. */
+  readonly #forms = new Map<string, string[]>();
+  /** Longest first: long forms (indexOf), then patterns of the shorter ones; undefined = stale. */
+  #matchers: { long: string[]; patterns: RegExp[] } | null | undefined = null;
 
   /**
    * Registers a secret. Returns false (and registers nothing) for
@@ -100,7 +111,8 @@ export class SecretRegistry {
   register(value: unknown): boolean {
     if (!isRegistrable(value)) return false;
     this.#counts.set(value, (this.#counts.get(value) ?? 0) + 1);
-    this.#pattern = undefined;
+    if (!this.#forms.has(value)) this.#forms.set(value, formsOf(value));
+    this.#matchers = undefined;
     return true;
   }
 
@@ -109,9 +121,11 @@ export class SecretRegistry {
     if (typeof value !== "string") return;
     const n = this.#counts.get(value);
     if (n === undefined) return;
-    if (n <= 1) this.#counts.delete(value);
-    else this.#counts.set(value, n - 1);
-    this.#pattern = undefined;
+    if (n <= 1) {
+      this.#counts.delete(value);
+      this.#forms.delete(value);
+    } else this.#counts.set(value, n - 1);
+    this.#matchers = undefined;
   }
 
   /**
@@ -140,15 +154,23 @@ export class SecretRegistry {
 
   clear(): void {
     this.#counts.clear();
-    this.#pattern = null;
+    this.#forms.clear();
+    this.#matchers = null;
   }
 
   /** Replaces every registered secret (and its encoded forms) in `text`. */
   redact(text: string): string {
-    const re = this.#regex();
-    if (re === null || text.length < MIN_SECRET_LENGTH) return text;
-    re.lastIndex = 0;
-    return text.replace(re, REDACTED);
+    const m = this.#compile();
+    if (m === null || text.length < MIN_SECRET_LENGTH) return text;
+    let out = text;
+    for (const form of m.long) {
+      if (out.length >= form.length && out.includes(form)) out = out.split(form).join(REDACTED);
+    }
+    for (const re of m.patterns) {
+      re.lastIndex = 0;
+      out = out.replace(re, REDACTED);
+    }
+    return out;
   }
 
   /**
@@ -157,12 +179,20 @@ export class SecretRegistry {
    * `<redacted>`. Pieces shorter than {@link MIN_SECRET_LENGTH} are left, as short values are.
    */
   redactCutStart(text: string): string {
+    if (text.length < MIN_SECRET_LENGTH) return text;
+    // Candidate suffixes of a form start where the text's first characters occur in it, so
+    // the search is a few indexOf calls per form, not one comparison per suffix length.
+    const head = text.slice(0, MIN_SECRET_LENGTH);
     let longest = 0;
-    for (const form of this.#forms()) {
-      for (let k = Math.min(form.length - 1, text.length); k >= MIN_SECRET_LENGTH && k > longest; k--) {
-        if (text.startsWith(form.slice(form.length - k))) {
-          longest = k;
-          break;
+    for (const forms of this.#forms.values()) {
+      for (const form of forms) {
+        for (let at = form.indexOf(head, 1); at !== -1; at = form.indexOf(head, at + 1)) {
+          const k = form.length - at;
+          if (k <= longest || k > text.length) continue;
+          if (text.startsWith(form.slice(at))) {
+            longest = k;
+            break;
+          }
         }
       }
     }
@@ -171,10 +201,13 @@ export class SecretRegistry {
 
   /** True when `text` contains a registered secret. */
   contains(text: string): boolean {
-    const re = this.#regex();
-    if (re === null) return false;
-    re.lastIndex = 0;
-    return re.test(text);
+    const m = this.#compile();
+    if (m === null) return false;
+    if (m.long.some((form) => text.length >= form.length && text.includes(form))) return true;
+    return m.patterns.some((re) => {
+      re.lastIndex = 0;
+      return re.test(text);
+    });
   }
 
   /**
@@ -187,29 +220,24 @@ export class SecretRegistry {
     return this.#deep(value, 0, new WeakSet());
   }
 
-  #regex(): RegExp | null {
-    if (this.#pattern !== undefined) return this.#pattern;
-    const alternatives = this.#forms().map(escapeRegExp);
-    this.#pattern = alternatives.length === 0 ? null : new RegExp(alternatives.join("|"), "g");
-    return this.#pattern;
-  }
-
-  /** Every registered value and its JSON-escaped and URL-encoded forms, longest first. */
-  #forms(): string[] {
-    const forms = new Set<string>();
-    for (const v of this.#counts.keys()) {
-      forms.add(v);
-      const json = JSON.stringify(v).slice(1, -1);
-      if (json !== v) forms.add(json);
-      try {
-        const uri = encodeURIComponent(v);
-        if (uri !== v) forms.add(uri);
-      } catch {
-        // lone surrogate: no URL-encoded form
-      }
+  #compile(): { long: string[]; patterns: RegExp[] } | null {
+    if (this.#matchers !== undefined) return this.#matchers;
+    if (this.#counts.size === 0) {
+      this.#matchers = null;
+      return null;
     }
+    const forms = new Set<string>();
+    for (const list of this.#forms.values()) for (const f of list) forms.add(f);
     // Longest first, so a secret that contains another is replaced whole.
-    return [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
+    const sorted = [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
+    const long = sorted.filter((f) => f.length > MAX_PATTERN_FORM_LENGTH);
+    const short = sorted.filter((f) => f.length <= MAX_PATTERN_FORM_LENGTH).map(escapeRegExp);
+    const patterns: RegExp[] = [];
+    for (let i = 0; i < short.length; i += MAX_PATTERN_ALTERNATIVES) {
+      patterns.push(new RegExp(short.slice(i, i + MAX_PATTERN_ALTERNATIVES).join("|"), "g"));
+    }
+    this.#matchers = long.length + patterns.length === 0 ? null : { long, patterns };
+    return this.#matchers;
   }
 
   #deep(value: unknown, depth: number, seen: WeakSet<object>): unknown {
@@ -279,6 +307,20 @@ export class SecretRegistry {
     }
     return out;
   }
+}
+
+/** A secret as it may appear in a line: itself, JSON-escaped, URL-encoded. */
+function formsOf(v: string): string[] {
+  const forms = [v];
+  const json = JSON.stringify(v).slice(1, -1);
+  if (json !== v) forms.push(json);
+  try {
+    const uri = encodeURIComponent(v);
+    if (uri !== v) forms.push(uri);
+  } catch {
+    // lone surrogate: no URL-encoded form
+  }
+  return forms;
 }
 
 function isRegistrable(value: unknown): value is string {

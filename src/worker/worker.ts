@@ -8,7 +8,7 @@ import { TaskJobs } from "../kube/jobs.ts";
 import { readContainerLogs } from "../kube/logs.ts";
 import { TaskWatch } from "../kube/task-watch.ts";
 import { OzConnection, type ReconnectReason } from "../oz/connection.ts";
-import { parseServerMessage, taskFailed } from "../oz/protocol.ts";
+import { parseServerMessage, taskClaimed, taskFailed } from "../oz/protocol.ts";
 import { startHealthServer, type HealthServer } from "../telemetry/health.ts";
 import { createLogger, secrets, serverText, type LogFormat, type Logger } from "../telemetry/log.ts";
 import { createMetrics } from "../telemetry/metrics.ts";
@@ -196,9 +196,12 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
         execution_id: executionId === undefined ? undefined : serverText(executionId),
       });
       if (type === "task_assignment" && parsed.task_id) {
-        // Tell Oz at once rather than leave the task claimed by nobody.
+        // Tell Oz at once rather than leave the task claimed by nobody. Claim first: Oz moves
+        // a task to a later state only once it is claimed (the Go worker claims first too).
         metrics.taskRejected("invalid_assignment");
-        conn.send("task_failed", taskFailed(parsed.task_id, `invalid task assignment: ${parsed.error}`, "unknown").data);
+        const message = `invalid task assignment, no Job was created: ${parsed.error}`;
+        conn.send("task_claimed", taskClaimed(parsed.task_id, config.workerId).data);
+        conn.send("task_failed", taskFailed(parsed.task_id, message, parsed.failure_reason ?? "unknown").data);
       }
       return;
     }

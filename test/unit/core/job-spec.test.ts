@@ -16,7 +16,7 @@ import {
   TASK_WRAPPER_SCRIPT,
   withOwner,
 } from "../../../src/core/job-spec.ts";
-import { EXECUTION_ID_ANNOTATION, TASK_ID_ANNOTATION, shortHash } from "../../../src/core/naming.ts";
+import { EXECUTION_ID_ANNOTATION, TASK_ID_ANNOTATION, shortHash, taskSecretKeyFor } from "../../../src/core/naming.ts";
 import type { WorkerConfig } from "../../../src/core/types.ts";
 import type { TaskAssignment } from "../../../src/oz/protocol.ts";
 import { EXECUTION_ID, makeAssignment, makeConfig, SECRET_VALUE, TASK_ID } from "./fixtures.ts";
@@ -482,6 +482,11 @@ describe("instance shape", () => {
     const job = buildTaskJob(makeConfig(), makeAssignment({ instance_shape: { vcpus: 0.5, memory_gb: 1.5 } }));
     expect(task(job).resources?.limits).toEqual({ cpu: "500m", memory: "1536Mi" });
   });
+  test("huge whole numbers are written in digits, a quantity the API server parses (not 1e+21)", () => {
+    const job = buildTaskJob(makeConfig(), makeAssignment({ instance_shape: { vcpus: 1e21, memory_gb: 1e21 } }));
+    expect(task(job).resources?.limits).toEqual({ cpu: "1000000000000000000000", memory: "1000000000000000000000Gi" });
+    for (const q of Object.values(task(job).resources!.limits!)) expect(q).toMatch(/^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$/);
+  });
   test("only the task container is sized", () => {
     const job = buildTaskJob(makeConfig({ setupCommand: "true" }), makeAssignment({ instance_shape: { vcpus: 2, memory_gb: 4 } }));
     expect(initContainer(job, "setup").resources).toBeUndefined();
@@ -671,6 +676,20 @@ describe("task Secret (env_vars out of the Job)", () => {
       valueFrom: { secretKeyRef: { name: secretName, key: "GITHUB_TOKEN" } },
     });
     expect(initContainer(job, "setup").env).toEqual(task(job).env!);
+  });
+
+  test("env names Secret keys cannot hold: the exact name in the env, a safe unique key in the Secret", () => {
+    const env_vars = { "MY-TOKEN": "t-value", "my.dotted": "d-value", "1START": "s-value", "with space": "w-value" };
+    const { job, secret } = buildTaskObjects(secretConfig(), makeAssignment({ env_vars }));
+    const data = secret!.data!;
+    for (const [name, value] of Object.entries(env_vars)) {
+      const ref = task(job).env?.find((e) => e.name === name)?.valueFrom?.secretKeyRef;
+      expect(ref?.name).toBe(secret!.metadata!.name!);
+      expect(ref?.key).toBe(taskSecretKeyFor(name));
+      expect(ref?.key).toMatch(/^[-._a-zA-Z0-9]+$/);
+      expect(Buffer.from(data[ref!.key]!, "base64").toString("utf8")).toBe(value);
+    }
+    expect(Object.keys(data).sort()).toEqual(["1START", "MY-TOKEN", "my.2edotted", "with.20space"]);
   });
 
   test("no env_var value appears anywhere in the Job", () => {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { describe, expect, test } from "bun:test";
 import {
   executionHashSelector,
@@ -8,6 +9,8 @@ import {
   shortHash,
   taskJobName,
   taskLabels,
+  MAX_SECRET_KEY_LENGTH,
+  taskSecretKeyFor,
   taskSecretNameFor,
   workerHashSelector,
   workerTaskJobsSelector,
@@ -194,5 +197,44 @@ describe("other names", () => {
   });
   test("task Secret name", () => {
     expect(taskSecretNameFor("oz-task-r-exec-e")).toBe("oz-task-r-exec-e-env");
+  });
+});
+
+/** The API server's rule for Secret and ConfigMap data keys (IsConfigMapKey). */
+function isSecretKey(key: string): boolean {
+  return key.length > 0 && key.length <= MAX_SECRET_KEY_LENGTH && /^[-._a-zA-Z0-9]+$/.test(key) && key !== "." && !key.startsWith("..");
+}
+
+describe("taskSecretKeyFor", () => {
+  test("names Secret keys allow are their own key (so earlier Jobs' keys stay the same)", () => {
+    for (const name of ["GITHUB_TOKEN", "_UNDERSCORE", "MY-TOKEN", "1START", "a"]) expect(taskSecretKeyFor(name)).toBe(name);
+  });
+  test("every other byte becomes .XX, '.' included", () => {
+    expect(taskSecretKeyFor("my.dotted")).toBe("my.2edotted");
+    expect(taskSecretKeyFor("with space")).toBe("with.20space");
+    expect(taskSecretKeyFor("A=B")).toBe("A.3dB");
+    expect(taskSecretKeyFor("É")).toBe(".c3.89");
+    expect(taskSecretKeyFor("..")).toBe(".2e.2e");
+  });
+  test("names past 253 characters: a 150-character prefix, '..' and the SHA-256 of the name", () => {
+    const long = "A".repeat(300);
+    const key = taskSecretKeyFor(long);
+    expect(key).toBe(`${"A".repeat(150)}..${createHash("sha256").update(long).digest("hex")}`);
+    expect(taskSecretKeyFor("A".repeat(253))).toBe("A".repeat(253));
+    expect(taskSecretKeyFor(".".repeat(100))).toHaveLength(150 + 2 + 64);
+  });
+  test("property: always a valid Secret key, and distinct names never share one", () => {
+    const next = rng(18);
+    const seen = new Map<string, string>();
+    const names = [...Array.from({ length: 5000 }, () => randomString(next, 120)), "A".repeat(300), `${"A".repeat(300)}B`, "A..", "A.2e", "A-2e"];
+    for (const name of names) {
+      if (name === "") continue;
+      const key = taskSecretKeyFor(name);
+      expect(isSecretKey(key)).toBe(true);
+      const other = seen.get(key);
+      if (other !== undefined) expect(other).toBe(name);
+      seen.set(key, name);
+    }
+    expect(seen.size).toBeGreaterThan(4000);
   });
 });

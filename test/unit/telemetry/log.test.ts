@@ -191,6 +191,31 @@ describe("redaction", () => {
     expect(r.redact("[secret-and-more] [secret]")).toBe(`[${REDACTED}] [${REDACTED}]`);
   });
 
+  test("values of megabytes (an env_var may hold up to the Secret's 1 MiB) are redacted, with their JSON form", () => {
+    const { out, logger, registry } = jsonLogger();
+    const big = `BEGIN-${"k".repeat(2 * 1024 * 1024)}\n-END`;
+    registry.register(big);
+    registry.register("END-short");
+    expect(registry.contains(`x${big}y`)).toBe(true);
+    expect(registry.redact(`[${big}] [END-short]`)).toBe(`[${REDACTED}] [${REDACTED}]`);
+    logger.info("log", { log: `before ${big} after`, short: "kkkk" });
+    const line = out.json()[0]!;
+    expect(line.log).toBe(`before ${REDACTED} after`);
+    expect(out.text()).not.toContain("k".repeat(2048));
+    // A long value containing a short one is replaced whole.
+    const outer = `${"p".repeat(2000)}END-short${"q".repeat(2000)}`;
+    registry.register(outer);
+    expect(registry.redact(`<${outer}>`)).toBe(`<${REDACTED}>`);
+  });
+
+  test("tens of thousands of values (a task may have any number of env_vars) are all redacted", () => {
+    const r = new SecretRegistry();
+    const values = Array.from({ length: 30_000 }, (_, i) => `value-${i}-${i * 7919}-0123456789abcdef0123456789abcdef`);
+    r.registerAll(values);
+    for (const i of [0, 999, 1000, 15_000, 29_999]) expect(r.redact(`a ${values[i]} b`)).toBe(`a ${REDACTED} b`);
+    expect(r.contains("value-30000-0")).toBe(false);
+  });
+
   test("regex metacharacters in secrets are literal", () => {
     const r = new SecretRegistry();
     r.register("a.b*c(d)[e]$");
