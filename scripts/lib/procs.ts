@@ -80,7 +80,10 @@ export class TreeUsageAccumulator {
   private readonly ticks = new Map<number, number>();
   private count = 0;
 
-  constructor(private readonly ticksPerSecond = 100) {}
+  private readonly ticksPerSecond: number;
+  constructor(ticksPerSecond = 100) {
+    this.ticksPerSecond = ticksPerSecond;
+  }
 
   add(members: readonly { stat: ProcStat; memory: ProcMemory }[]): void {
     if (members.length === 0) return;
@@ -154,10 +157,12 @@ export class ProcessTreeSampler {
   private readonly acc: TreeUsageAccumulator;
   private timer: ReturnType<typeof setInterval> | undefined;
 
+  private readonly root: number;
   constructor(
-    private readonly root: number,
+    root: number,
     ticksPerSecond = 100,
   ) {
+    this.root = root;
     this.acc = new TreeUsageAccumulator(ticksPerSecond);
   }
 

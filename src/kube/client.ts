@@ -99,45 +99,65 @@ export interface KubeClient {
 /** The kubeconfig could not be found or used. */
 export class KubeconfigError extends Error {
   override name = "KubeconfigError";
+  readonly source: string;
   constructor(
     message: string,
-    readonly source: string,
+    source: string,
     options?: { cause?: unknown },
   ) {
     super(message, options);
+    this.source = source;
   }
 }
 
 /** The API server cannot be reached (network, TLS, auth or server error). The CLI maps it to exit 3. */
 export class ClusterUnreachableError extends Error {
   override name = "ClusterUnreachableError";
+  readonly source: string;
+  readonly server: string;
+  readonly kind: "network" | "timeout" | "tls" | "auth" | "http";
   constructor(
     message: string,
-    readonly source: string,
-    readonly server: string,
-    readonly kind: "network" | "timeout" | "tls" | "auth" | "http",
+    source: string,
+    server: string,
+    kind: "network" | "timeout" | "tls" | "auth" | "http",
     options?: { cause?: unknown },
   ) {
     super(message, options);
+    this.source = source;
+    this.server = server;
+    this.kind = kind;
   }
 }
 
 /** A Kubernetes API request failed with an HTTP status (or without one: status 0). */
 export class KubeApiError extends Error {
   override name = "KubeApiError";
+  /** HTTP status; 0 when the request never got an answer. */
+  readonly status: number;
+  /** The Status object's reason (AlreadyExists, NotFound, Forbidden, Expired, …). */
+  readonly reason: string | undefined;
+  readonly verb: string;
+  readonly resource: string;
+  readonly namespace?: string;
+  readonly objectName?: string;
   constructor(
     message: string,
-    /** HTTP status; 0 when the request never got an answer. */
-    readonly status: number,
-    /** The Status object's reason (AlreadyExists, NotFound, Forbidden, Expired, …). */
-    readonly reason: string | undefined,
-    readonly verb: string,
-    readonly resource: string,
-    readonly namespace?: string,
-    readonly objectName?: string,
+    status: number,
+    reason: string | undefined,
+    verb: string,
+    resource: string,
+    namespace?: string,
+    objectName?: string,
     options?: { cause?: unknown },
   ) {
     super(message, options);
+    this.status = status;
+    this.reason = reason;
+    this.verb = verb;
+    this.resource = resource;
+    this.namespace = namespace;
+    this.objectName = objectName;
   }
   get notFound(): boolean {
     return this.status === 404;
@@ -358,15 +378,29 @@ class Client implements KubeClient {
   readonly counters: RequestCounters = { byVerb: {}, total: 0 };
   private readonly configuration: Configuration;
 
+  readonly kc: KubeConfig;
+  readonly source: string;
+  readonly sourceKind: KubeconfigSourceKind;
+  readonly server: string;
+  readonly context: string;
+  readonly contextNamespace: string | undefined;
+  private readonly requestTimeoutMs: number;
   constructor(
-    readonly kc: KubeConfig,
-    readonly source: string,
-    readonly sourceKind: KubeconfigSourceKind,
-    readonly server: string,
-    readonly context: string,
-    readonly contextNamespace: string | undefined,
-    private readonly requestTimeoutMs: number,
+    kc: KubeConfig,
+    source: string,
+    sourceKind: KubeconfigSourceKind,
+    server: string,
+    context: string,
+    contextNamespace: string | undefined,
+    requestTimeoutMs: number,
   ) {
+    this.kc = kc;
+    this.source = source;
+    this.sourceKind = sourceKind;
+    this.server = server;
+    this.context = context;
+    this.contextNamespace = contextNamespace;
+    this.requestTimeoutMs = requestTimeoutMs;
     const httpApi = wrapHttpLibrary({
       send: async (req: RequestContext): Promise<ResponseContext> => {
         const res = await this.send(req.getUrl(), req.getHttpMethod(), req.getHeaders(), req.getBody(), req.getSignal(), req.getDispatcher(), undefined);

@@ -76,12 +76,18 @@ export class WorkerProcess {
   readonly exited: Promise<number>;
   #exitCode: number | undefined;
 
+  readonly child: ChildProcess;
+  readonly configFile: string;
+  /** The worker_id it runs as ("" when unknown). */
+  readonly workerId: string;
   constructor(
-    readonly child: ChildProcess,
-    readonly configFile: string,
-    /** The worker_id it runs as ("" when unknown). */
-    readonly workerId = "",
+    child: ChildProcess,
+    configFile: string,
+    workerId = "",
   ) {
+    this.child = child;
+    this.configFile = configFile;
+    this.workerId = workerId;
     runningWorkers.add(child);
     this.exited = new Promise((resolveExit) => {
       child.on("exit", (code, signal) => {
@@ -314,7 +320,10 @@ export class WorkerSandbox {
   readonly #firstPods = new Map<string, Map<string, KubePod>>();
   readonly #watches: { stop(): void }[] = [];
 
-  constructor(readonly admin: KubeClient) {}
+  readonly admin: KubeClient;
+  constructor(admin: KubeClient) {
+    this.admin = admin;
+  }
 
   /**
    * A fresh namespace with the ServiceAccount `oz-worker` bound to a Role of exactly the
