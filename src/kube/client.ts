@@ -10,6 +10,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
+import { setTimeout as nodeSetTimeout } from "node:timers";
 import {
   ApiException,
   createConfiguration,
@@ -339,6 +340,17 @@ function resolveKubeConfig(opts: LoadKubeClientOptions): Resolved {
   return { kc, sourceKind: "default", describe: (ctx) => `${source}, context ${ctx}` };
 }
 
+/**
+ * Like AbortSignal.timeout(ms), but its timer never keeps the process alive: Deno keeps
+ * running until an AbortSignal.timeout with a listener fires. (node:timers gives an
+ * unref-able timer on every runtime.)
+ */
+export function deadlineSignal(ms: number): AbortSignal {
+  const controller = new AbortController();
+  nodeSetTimeout(() => controller.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError")), ms).unref();
+  return controller.signal;
+}
+
 /** Resolves the kubeconfig (explicit file → in-cluster → default rules) and builds the client. */
 export function loadKubeClient(opts: LoadKubeClientOptions = {}): KubeClient {
   const { kc, sourceKind, describe } = resolveKubeConfig(opts);
@@ -440,7 +452,7 @@ class Client implements KubeClient {
     const where = `the Kubernetes API server at ${this.server} (kubeconfig: ${this.source})`;
     let res: KubeResponse;
     try {
-      res = await this.fetch("/version", { signal: AbortSignal.timeout(timeoutMs) });
+      res = await this.fetch("/version", { signal: deadlineSignal(timeoutMs) });
     } catch (err) {
       const text = describeError(err);
       const timeout = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
@@ -489,7 +501,7 @@ class Client implements KubeClient {
     this.count(method, url);
     const isWatch = /[?&]watch=(true|1)(&|$)/.test(url) || /[?&]follow=true(&|$)/.test(url);
     const deadline = timeoutMs === undefined ? (isWatch ? null : this.requestTimeoutMs) : timeoutMs;
-    const timeout = deadline === null ? undefined : AbortSignal.timeout(deadline);
+    const timeout = deadline === null ? undefined : deadlineSignal(deadline);
     const sig = signal && timeout ? AbortSignal.any([signal, timeout]) : (signal ?? timeout);
     const b = body === undefined || body === null ? undefined : typeof body === "string" ? body : String(body);
     if (isBun) {
