@@ -269,6 +269,31 @@ export function describeError(err: unknown): string {
   return parts.filter(Boolean).join(": ");
 }
 
+const NETWORK_ERRORS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: "connection refused",
+  ECONNRESET: "connection reset",
+  ENOTFOUND: "host not found",
+  EAI_AGAIN: "host name lookup failed",
+  EHOSTUNREACH: "host unreachable",
+  ENETUNREACH: "network unreachable",
+  ETIMEDOUT: "connection timed out",
+};
+
+/**
+ * The same words for a well-known socket error on every runtime ("connection refused
+ * (ECONNREFUSED)"), whose messages differ (undici's "fetch failed", Bun's "Unable to
+ * connect"); undefined for any other error.
+ */
+export function networkErrorText(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 5 && e && typeof e === "object"; i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && NETWORK_ERRORS[code]) return `${NETWORK_ERRORS[code]} (${code})`;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
 // ---------------------------------------------------------------------------
 // Kubeconfig resolution
 
@@ -463,7 +488,7 @@ class Client implements KubeClient {
           ? `no answer within ${timeoutMs / 1000}s`
           : kind === "tls"
             ? `TLS failed (${text}); check the kubeconfig's certificate-authority and client certificate`
-            : `${text}; check that the server is up and reachable from here`;
+            : `${networkErrorText(err) ?? text}; check that the server is up and reachable from here`;
       throw new ClusterUnreachableError(`cannot reach ${where}: ${hint}`, this.source, this.server, kind, { cause: err });
     }
     if (res.status === 401 || res.status === 403) {

@@ -61,6 +61,8 @@ export interface StartWorkerOptions {
   preflight?: boolean;
   args?: string[];
   env?: Record<string, string>;
+  /** The command that runs oz-worker (e.g. `deno run -A src/cli/main.ts`); workerCommand() by default. */
+  command?: readonly string[];
 }
 
 /** Worker processes still running, killed if the test process exits without stopping them. */
@@ -167,7 +169,7 @@ export async function startWorker(opts: StartWorkerOptions, { waitConnected = tr
       backend: { kubernetes: { kubeconfig: opts.kubeconfig, namespace: opts.namespace, ...opts.kubernetes } },
     }),
   );
-  const [cmd, ...pre] = workerCommand();
+  const [cmd, ...pre] = opts.command ?? workerCommand();
   const args = [
     ...pre,
     "run",
