@@ -13,6 +13,8 @@ import { delimiter, join } from "node:path";
 import { setTimeout as nodeSetTimeout } from "node:timers";
 import {
   ApiException,
+  type Cluster,
+  type Context,
   createConfiguration,
   HttpMethod,
   KubeConfig,
@@ -20,10 +22,12 @@ import {
   ResponseContext,
   ServerConfiguration,
   setHeaderMiddleware,
+  type User,
   wrapHttpLibrary,
   type Configuration,
 } from "@kubernetes/client-node";
 import { fetch as undiciFetch } from "undici";
+import { type ExecConfig, ExecCredentialProvider } from "./exec-credential.ts";
 
 const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 const USER_AGENT = "oz-worker";
@@ -335,16 +339,16 @@ function resolveKubeConfig(opts: LoadKubeClientOptions): Resolved {
     const files = list.filter((f) => existsSync(f));
     const source = `default rules (KUBECONFIG=${env.KUBECONFIG})`;
     if (files.length === 0) throw new KubeconfigError(`none of the files in KUBECONFIG exist (${env.KUBECONFIG})`, source);
-    try {
-      kc.loadFromFile(files[0]!);
-      for (const f of files.slice(1)) {
-        const more = new KubeConfig();
-        more.loadFromFile(f);
-        kc.mergeConfig(more, true);
+    const loaded = files.map((f) => {
+      const one = new KubeConfig();
+      try {
+        one.loadFromFile(f);
+      } catch (err) {
+        throw new KubeconfigError(`cannot load kubeconfig file ${f} (from KUBECONFIG=${env.KUBECONFIG}): ${describeError(err)}`, source, { cause: err });
       }
-    } catch (err) {
-      throw new KubeconfigError(`cannot load kubeconfig from KUBECONFIG=${env.KUBECONFIG}: ${describeError(err)}`, source, { cause: err });
-    }
+      return one;
+    });
+    kc.loadFromOptions(mergeKubeconfigs(loaded));
     return { kc, sourceKind: "default", describe: (ctx) => `${source}, context ${ctx}` };
   }
   const home = env.HOME || homedir();
@@ -365,6 +369,11 @@ function resolveKubeConfig(opts: LoadKubeClientOptions): Resolved {
   return { kc, sourceKind: "default", describe: (ctx) => `${source}, context ${ctx}` };
 }
 
+/** A signal that aborts when either does. */
+function anySignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {
+  return a ? AbortSignal.any([a, b]) : b;
+}
+
 /**
  * Like AbortSignal.timeout(ms), but its timer never keeps the process alive: Deno keeps
  * running until an AbortSignal.timeout with a listener fires. (node:timers gives an
@@ -374,6 +383,35 @@ export function deadlineSignal(ms: number): AbortSignal {
   const controller = new AbortController();
   nodeSetTimeout(() => controller.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError")), ms).unref();
   return controller.signal;
+}
+
+/** What KubeConfig.loadFromOptions takes. */
+export interface KubeconfigParts {
+  clusters: Cluster[];
+  users: User[];
+  contexts: Context[];
+  currentContext: string | undefined;
+}
+
+/**
+ * Merges the files of a KUBECONFIG list as kubectl does: for each cluster, user and context
+ * name the first file that defines it wins, and the current-context is the first one set.
+ * (client-node's mergeConfig throws on a name defined twice and either keeps the first
+ * file's current-context even when unset or lets the last file's win.) Each file's relative
+ * paths were already made absolute against its own directory by loadFromFile.
+ */
+export function mergeKubeconfigs(files: readonly Pick<KubeConfig, "getClusters" | "getUsers" | "getContexts" | "getCurrentContext">[]): KubeconfigParts {
+  const firstByName = <T extends { name: string }>(lists: T[][]): T[] => {
+    const byName = new Map<string, T>();
+    for (const list of lists) for (const item of list) if (!byName.has(item.name)) byName.set(item.name, item);
+    return [...byName.values()];
+  };
+  return {
+    clusters: firstByName(files.map((f) => f.getClusters())),
+    users: firstByName(files.map((f) => f.getUsers())),
+    contexts: firstByName(files.map((f) => f.getContexts())),
+    currentContext: files.map((f) => f.getCurrentContext()).find((c) => !!c),
+  };
 }
 
 /** Resolves the kubeconfig (explicit file → in-cluster → default rules) and builds the client. */
@@ -386,11 +424,50 @@ export function loadKubeClient(opts: LoadKubeClientOptions = {}): KubeClient {
   if (!ctxObj) throw new KubeconfigError(`the kubeconfig's current-context ${context} is not defined (${source})`, source);
   const cluster = kc.getCurrentCluster();
   if (!cluster?.server) throw new KubeconfigError(`context ${context} names no cluster with a server (${source})`, source);
+  const proxyUrl = checkProxyUrl(cluster.proxyUrl, cluster.name, source);
+  // The user's exec plugin runs here (exec-credential.ts says why), not in client-node.
+  const user = kc.getCurrentUser();
+  const exec = user?.exec ? new ExecCredentialProvider(user.exec as ExecConfig) : undefined;
+  if (exec) {
+    kc.loadFromOptions({
+      clusters: kc.getClusters(),
+      contexts: kc.getContexts(),
+      currentContext: kc.getCurrentContext(),
+      users: kc.getUsers().map((u) => (u === user ? { ...u, exec: undefined } : u)),
+    });
+  }
   let contextNamespace = ctxObj.namespace;
   if (sourceKind === "in-cluster" && !contextNamespace && existsSync(`${SA_DIR}/namespace`)) {
     contextNamespace = readFileSync(`${SA_DIR}/namespace`, "utf8").trim() || undefined;
   }
-  return new Client(kc, source, sourceKind, cluster.server.replace(/\/+$/, ""), context, contextNamespace, opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+  return new Client(kc, source, sourceKind, cluster.server.replace(/\/+$/, ""), context, contextNamespace, opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, proxyUrl, exec);
+}
+
+/**
+ * The cluster's `proxy-url`, checked: the schemes kubectl accepts (http, https, socks5).
+ * Under Node and Deno client-node's dispatcher tunnels through it (HTTP CONNECT or SOCKS);
+ * under Bun fetch's `proxy` option does, which speaks HTTP CONNECT only.
+ */
+function checkProxyUrl(proxyUrl: string | undefined, cluster: string, source: string): string | undefined {
+  if (!proxyUrl) return undefined;
+  let url: URL;
+  try {
+    url = new URL(proxyUrl);
+  } catch {
+    throw new KubeconfigError(`cluster ${cluster}: proxy-url is not a URL (${source})`, source);
+  }
+  const shown = `${url.protocol}//${url.host}`;
+  if (!["http:", "https:", "socks5:"].includes(url.protocol)) {
+    throw new KubeconfigError(`cluster ${cluster}: proxy-url ${shown} has an unsupported scheme; use http, https or socks5, as kubectl does (${source})`, source);
+  }
+  if (isBun && url.protocol === "socks5:") {
+    throw new KubeconfigError(
+      `cluster ${cluster}: proxy-url ${shown} is a SOCKS proxy, which oz-worker cannot use under Bun (its fetch speaks HTTP CONNECT only); ` +
+        `use an HTTP proxy, or run oz-worker on Node or Deno (${source})`,
+      source,
+    );
+  }
+  return proxyUrl;
 }
 
 /** GET /version through the client; the typed error names the kubeconfig source and server. */
@@ -422,6 +499,10 @@ class Client implements KubeClient {
   readonly context: string;
   readonly contextNamespace: string | undefined;
   private readonly requestTimeoutMs: number;
+  /** The cluster's proxy-url (Bun's fetch takes it per request; elsewhere the dispatcher has it). */
+  private readonly proxyUrl: string | undefined;
+  /** The current user's exec plugin, if it has one. */
+  private readonly exec: ExecCredentialProvider | undefined;
   constructor(
     kc: KubeConfig,
     source: string,
@@ -430,6 +511,8 @@ class Client implements KubeClient {
     context: string,
     contextNamespace: string | undefined,
     requestTimeoutMs: number,
+    proxyUrl: string | undefined,
+    exec: ExecCredentialProvider | undefined,
   ) {
     this.kc = kc;
     this.source = source;
@@ -438,6 +521,8 @@ class Client implements KubeClient {
     this.context = context;
     this.contextNamespace = contextNamespace;
     this.requestTimeoutMs = requestTimeoutMs;
+    this.proxyUrl = proxyUrl;
+    this.exec = exec;
     const httpApi = wrapHttpLibrary({
       send: async (req: RequestContext): Promise<ResponseContext> => {
         const res = await this.send(req.getUrl(), req.getHttpMethod(), req.getHeaders(), req.getBody(), req.getSignal(), req.getDispatcher(), undefined);
@@ -522,6 +607,7 @@ class Client implements KubeClient {
     signal: AbortSignal | undefined,
     dispatcher: unknown,
     timeoutMs: number | null | undefined,
+    retry = true,
   ): Promise<KubeResponse> {
     this.count(method, url);
     const isWatch = /[?&]watch=(true|1)(&|$)/.test(url) || /[?&]follow=true(&|$)/.test(url);
@@ -529,13 +615,47 @@ class Client implements KubeClient {
     const timeout = deadline === null ? undefined : deadlineSignal(deadline);
     const sig = signal && timeout ? AbortSignal.any([signal, timeout]) : (signal ?? timeout);
     const b = body === undefined || body === null ? undefined : typeof body === "string" ? body : String(body);
+    // The exec plugin runs within the request's deadline (a watch's: the request timeout).
+    const cred = this.exec ? await this.exec.get(timeout ? sig : anySignal(signal, deadlineSignal(this.requestTimeoutMs))) : undefined;
+    const sent = cred?.token && !("Authorization" in headers || "authorization" in headers) ? { ...headers, Authorization: `Bearer ${cred.token}` } : headers;
+    let res: KubeResponse;
     if (isBun) {
-      const init: Record<string, unknown> = { method, headers, body: b, signal: sig, tls: await this.bunTls() };
-      return (await globalThis.fetch(url, init as RequestInit)) as unknown as KubeResponse;
+      const tls = await this.bunTls();
+      const init: Record<string, unknown> = { method, headers: sent, body: b, signal: sig, tls: cred?.cert ? { ...tls, cert: cred.cert, key: cred.key } : tls };
+      if (this.proxyUrl) init.proxy = this.proxyUrl;
+      res = (await globalThis.fetch(url, init as RequestInit)) as unknown as KubeResponse;
+    } else {
+      const init: Record<string, unknown> = { method, headers: sent, body: b, signal: sig };
+      const d = cred?.cert ? await this.certDispatcher(cred.cert, cred.key ?? "") : dispatcher;
+      if (d) init.dispatcher = d;
+      res = (await undiciFetch(url, init as Parameters<typeof undiciFetch>[1])) as unknown as KubeResponse;
     }
-    const init: Record<string, unknown> = { method, headers, body: b, signal: sig };
-    if (dispatcher) init.dispatcher = dispatcher;
-    return (await undiciFetch(url, init as Parameters<typeof undiciFetch>[1])) as unknown as KubeResponse;
+    // A refused exec token without (or before) its expiry: run the plugin again, once (as client-go does on 401).
+    if (res.status === 401 && retry && cred?.token && sent !== headers) {
+      await res.body?.cancel().catch(() => {});
+      this.exec!.invalidate(cred.token);
+      return this.send(url, method, headers, body, signal, dispatcher, timeoutMs, false);
+    }
+    return res;
+  }
+
+  private certDispatcherCache: { cert: string; dispatcher: Promise<unknown> } | undefined;
+
+  /** Under Node and Deno: client-node's dispatcher for the cluster, with the exec plugin's client certificate. */
+  private certDispatcher(cert: string, key: string): Promise<unknown> {
+    if (this.certDispatcherCache?.cert !== cert) {
+      const dispatcher = this.readBunTls().then((tls) =>
+        // createDispatcher is private in client-node's types; it is what applySecurityAuthentication uses.
+        (this.kc as unknown as { createDispatcher(cluster: unknown, options: object): unknown }).createDispatcher(this.kc.getCurrentCluster(), {
+          ...tls,
+          servername: tls.serverName,
+          cert,
+          key,
+        }),
+      );
+      this.certDispatcherCache = { cert, dispatcher };
+    }
+    return this.certDispatcherCache.dispatcher;
   }
 
   private tlsCache: { at: number; tls: Promise<BunTls> } | undefined;
