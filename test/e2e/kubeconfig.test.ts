@@ -229,7 +229,7 @@ describe("exec credential plugins", () => {
     },
   });
 
-  test("its stderr reaches the user (a login prompt), as with kubectl", async () => {
+  test("its stderr reaches the user (a login prompt) on every runtime, as with kubectl", async () => {
     const p = plugin([saToken]);
     const prompt = "open https://login.example.com/device and enter code WXYZ-1234";
     const kubeconfig = writeKubeconfig({ user: execUser(p.command, { PLUGIN_PROMPT: prompt }) });
@@ -239,10 +239,14 @@ describe("exec credential plugins", () => {
 
     const config = join(tmp, "exec-config.yaml");
     writeFileSync(config, YAML.stringify({ worker_id: "kc-parity", backend: { kubernetes: { kubeconfig, namespace: ns.name } } }));
-    const [bun] = runtimes();
-    const out = await run([...bun!.argv, "preflight", "--config-file", config], { env: { NO_COLOR: "1" }, timeoutMs: 90_000 });
-    expect(out.stdout).toContain(`as ${saUser}`);
-    expect(out.stderr).toContain(prompt);
+    for (const rt of runtimes()) {
+      const out = await run([...rt.argv, "preflight", "--config-file", config], { env: { NO_COLOR: "1" }, timeoutMs: 90_000 });
+      expect({ runtime: rt.name, authenticated: out.stdout.includes(`as ${saUser}`), prompted: out.stderr.includes(prompt) }).toEqual({
+        runtime: rt.name,
+        authenticated: true,
+        prompted: true,
+      });
+    }
   }, TEST_TIMEOUT_MS);
 
   test("a plugin that waits (a browser login) is bounded by the request deadline: preflight --timeout 5s ends at 5 s", async () => {
