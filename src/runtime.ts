@@ -50,20 +50,29 @@ export function runtimeRefusal(rt: RuntimeInfo = currentRuntime()): string | und
 
 /**
  * Ends the process with `code` once stdout and stderr have taken everything written to
- * them. A finished command exits at once, whatever timer, socket or child a library still
- * holds (Deno, unlike Node, waits for pending AbortSignal timeouts, for one).
+ * them (waiting at most 1 s for that). A finished command exits at once, whatever timer,
+ * socket or child a library still holds (Deno, unlike Node, waits for pending AbortSignal
+ * timeouts, for one); `run` has stopped within its shutdown budget, and the task Jobs stay
+ * for the next worker.
  */
 export async function exitWhenFlushed(code: number): Promise<never> {
-  await Promise.all(
-    [process.stdout, process.stderr].map(
-      (stream) =>
-        new Promise<void>((resolve) => {
-          if (!stream.writable) resolve();
-          else stream.write("", () => resolve());
-        }),
-    ),
-  );
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   process.exit(code);
+}
+
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1_000);
+    (timer as { unref?: () => void }).unref?.();
+    try {
+      stream.write("", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    } catch {
+      resolve();
+    }
+  });
 }
 
 /** All of standard input as UTF-8 text. */
