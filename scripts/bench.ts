@@ -175,7 +175,8 @@ async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<n
   cleanup.add("stop the worker", async () => {
     await worker.stop();
   });
-  const sampler = new ProcessTreeSampler(worker.pid, clockTicksPerSecond());
+  const apiPort = Number(new URL(/^\s*server:\s*(\S+)/m.exec(readFileSync(workerKubeconfig, "utf8"))?.[1] ?? "https://x:443").port || 443);
+  const sampler = new ProcessTreeSampler(worker.pid, clockTicksPerSecond(), apiPort);
   sampler.start(100);
 
   // Peak watch connections: sampled all along, relative to before the worker started.
@@ -313,6 +314,7 @@ async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<n
     podTerminalAt: seen.podTerminalAt,
     workerRequests,
     peakWatchConnections: watchSamples > 0 || auditPeak !== undefined ? Math.max(peakWatches, auditPeak ?? 0) : null,
+    peakApiserverConnections: usage.samples > 0 ? usage.peakConnections : null,
     workerPeakRssMb: usage.samples > 0 ? usage.peakRssMb : null,
     workerCpuSeconds: usage.samples > 0 ? usage.cpuSeconds : null,
   });

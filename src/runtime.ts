@@ -1,23 +1,78 @@
 // The few places where Bun, Node and Deno differ, behind one small surface.
 // Everything else in src/ uses web-standard or node: APIs directly.
-import { realpathSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+//
+// This module is the first one the entry point (src/cli/main.ts) loads, before the
+// runtime's version is known to be good: it imports nothing that could fail to load on
+// an old runtime.
+
+/** The JavaScript runtime this process runs on. */
+export interface RuntimeInfo {
+  name: "bun" | "deno" | "node";
+  version: string;
+}
 
 /**
- * Whether the module with this `import.meta` is the program's entry point:
- * `import.meta.main` where the runtime has it (Bun, Deno, Node ≥ 24.2, and a
- * `bun build --compile` binary), else a comparison with process.argv[1].
+ * The oldest version of each runtime oz-worker runs on. Node: 22.18 runs the .ts sources
+ * without flags (type stripping on by default) and has what undici 8 needs (zstd,
+ * markAsUncloneable). Deno 2 and Bun 1.2: the lines whose Node compatibility (node:
+ * modules, npm packages from node_modules) the sources rely on.
  */
-export function isMainModule(meta: ImportMeta): boolean {
-  const main = (meta as ImportMeta & { main?: boolean }).main;
-  if (typeof main === "boolean") return main;
-  const script = process.argv[1];
-  if (!script) return false;
-  try {
-    return realpathSync(script) === realpathSync(fileURLToPath(meta.url));
-  } catch {
-    return false;
+export const MIN_RUNTIME_VERSIONS: Readonly<Record<RuntimeInfo["name"], string>> = { node: "22.18.0", deno: "2.0.0", bun: "1.2.0" };
+
+const RUNTIME_NAMES: Readonly<Record<RuntimeInfo["name"], string>> = { node: "Node.js", deno: "Deno", bun: "Bun" };
+
+export function currentRuntime(): RuntimeInfo {
+  const deno = (globalThis as { Deno?: { version?: { deno?: string } } }).Deno?.version?.deno;
+  if (deno) return { name: "deno", version: deno };
+  const versions = (globalThis as { process?: { versions?: Record<string, string | undefined> } }).process?.versions ?? {};
+  if (versions.bun) return { name: "bun", version: versions.bun };
+  return { name: "node", version: versions.node ?? "0" };
+}
+
+/** -1, 0 or 1 as `a` is older than, the same as or newer than `b` (dotted numeric versions; suffixes ignored). */
+export function compareVersions(a: string, b: string): number {
+  const parse = (v: string) => v.replace(/^v/, "").split(/[.+-]/).slice(0, 3).map((p) => Number.parseInt(p, 10) || 0);
+  const x = parse(a);
+  const y = parse(b);
+  for (let i = 0; i < 3; i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
+    if (d !== 0) return d < 0 ? -1 : 1;
   }
+  return 0;
+}
+
+/** One line refusing an unsupported runtime version, or undefined when `rt` is supported. */
+export function runtimeRefusal(rt: RuntimeInfo = currentRuntime()): string | undefined {
+  const min = MIN_RUNTIME_VERSIONS[rt.name];
+  if (compareVersions(rt.version, min) >= 0) return undefined;
+  return `oz-worker needs ${RUNTIME_NAMES[rt.name]} ${min} or newer; this is ${RUNTIME_NAMES[rt.name]} ${rt.version}`;
+}
+
+/**
+ * Ends the process with `code` once stdout and stderr have taken everything written to
+ * them (waiting at most 1 s for that). A finished command exits at once, whatever timer,
+ * socket or child a library still holds (Deno, unlike Node, waits for pending AbortSignal
+ * timeouts, for one); `run` has stopped within its shutdown budget, and the task Jobs stay
+ * for the next worker.
+ */
+export async function exitWhenFlushed(code: number): Promise<never> {
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
+}
+
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1_000);
+    (timer as { unref?: () => void }).unref?.();
+    try {
+      stream.write("", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    } catch {
+      resolve();
+    }
+  });
 }
 
 /** All of standard input as UTF-8 text. */

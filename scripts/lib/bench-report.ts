@@ -16,6 +16,7 @@ export interface BenchResult {
   tasks_per_second: number | null;
   api_requests_per_task: { total: number | null; by_verb_resource: Record<string, number> };
   peak_watch_connections: number | null;
+  peak_apiserver_connections: number | null;
   worker_peak_rss_mb: number | null;
   worker_cpu_seconds: number | null;
   worker_cmd: string;
@@ -30,6 +31,7 @@ export const RESULT_KEYS = [
   "tasks_per_second",
   "api_requests_per_task",
   "peak_watch_connections",
+  "peak_apiserver_connections",
   "worker_peak_rss_mb",
   "worker_cpu_seconds",
   "worker_cmd",
@@ -86,6 +88,8 @@ export interface BenchInput {
   /** Increase of apiserver_request_total attributable to the worker (already filtered). */
   workerRequests: readonly Sample[] | null;
   peakWatchConnections: number | null;
+  /** Most TCP connections the worker held to the API server at once (sampled with its memory). */
+  peakApiserverConnections: number | null;
   workerPeakRssMb: number | null;
   workerCpuSeconds: number | null;
 }
@@ -147,6 +151,7 @@ export function computeBench(input: BenchInput): { result: BenchResult; details:
       by_verb_resource: perTask,
     },
     peak_watch_connections: input.peakWatchConnections,
+    peak_apiserver_connections: input.peakApiserverConnections,
     worker_peak_rss_mb: input.workerPeakRssMb === null ? null : round(input.workerPeakRssMb, 1),
     worker_cpu_seconds: input.workerCpuSeconds === null ? null : round(input.workerCpuSeconds, 2),
     worker_cmd: input.workerCmd,
@@ -177,6 +182,7 @@ const below = (value: number | null, limit: number) => (value === null ? null : 
 
 export const TARGETS = {
   watches: { label: "<= 2", unit: "", check: (r: BenchResult) => atMost(r.peak_watch_connections, 2) },
+  connections: { label: "<= 4", unit: "", check: (r: BenchResult) => atMost(r.peak_apiserver_connections, 4) },
   requests: { label: "<= 3 per task", unit: "", check: (r: BenchResult) => atMost(r.api_requests_per_task.total, 3) },
   report: { label: "p99 < 250 ms", unit: " ms", check: (r: BenchResult) => below(r.report_latency_ms.p99, 250) },
   rss: { label: "< 150 MB", unit: " MB", check: (r: BenchResult) => below(r.worker_peak_rss_mb, 150) },
@@ -206,6 +212,12 @@ export function benchTable(result: BenchResult, details: BenchDetails, color = f
   }
   rows.push(
     ["peak watch connections held by the worker", result.peak_watch_connections === null ? "-" : String(result.peak_watch_connections), TARGETS.watches.label, verdict(TARGETS.watches, result, style)],
+    [
+      "peak TCP connections to the API server",
+      result.peak_apiserver_connections === null ? "-" : String(result.peak_apiserver_connections),
+      TARGETS.connections.label,
+      verdict(TARGETS.connections, result, style),
+    ],
     ["worker peak RSS, MB", fmt(result.worker_peak_rss_mb), TARGETS.rss.label, verdict(TARGETS.rss, result, style)],
     ["worker CPU seconds", fmt(result.worker_cpu_seconds, 2), "", ""],
   );

@@ -6,7 +6,10 @@ export class Cleanup {
   private running: Promise<void> | undefined;
   private signals = 0;
 
-  constructor(private readonly say: (line: string) => void) {}
+  private readonly say: (line: string) => void;
+  constructor(say: (line: string) => void) {
+    this.say = say;
+  }
 
   add(what: string, fn: () => Promise<void> | void): void {
     this.steps.push({ what, fn });

@@ -17,22 +17,31 @@ const DEV_SERVER = join(REPO, "scripts/oz-dev-server");
 
 export class DispatchError extends Error {
   override name = "DispatchError";
+  readonly status: number;
   constructor(
     message: string,
-    readonly status: number,
+    status: number,
   ) {
     super(message);
+    this.status = status;
   }
 }
 
 export class Dispatch {
   private stderrText = "";
 
+  private readonly child: Subprocess<"ignore", "pipe", "pipe">;
+  readonly url: string;
+  readonly apiKey: string;
   private constructor(
-    private readonly child: Subprocess<"ignore", "pipe", "pipe">,
-    readonly url: string,
-    readonly apiKey: string,
-  ) {}
+    child: Subprocess<"ignore", "pipe", "pipe">,
+    url: string,
+    apiKey: string,
+  ) {
+    this.child = child;
+    this.url = url;
+    this.apiKey = apiKey;
+  }
 
   /** Starts the server on a free port; resolves once it printed its address. */
   static async start(apiKey: string, timeoutMs = 15_000): Promise<Dispatch> {

@@ -51,12 +51,16 @@ export function loadKubeconfig(path: string): KubeTarget {
 
 export class KubeError extends Error {
   override name = "KubeError";
+  readonly status: number;
+  readonly body: string;
   constructor(
     message: string,
-    readonly status: number,
-    readonly body: string,
+    status: number,
+    body: string,
   ) {
     super(message);
+    this.status = status;
+    this.body = body;
   }
 }
 
@@ -87,7 +91,10 @@ export class Kube {
   /** Requests this client sent, by `"<VERB> <path without query>"`; the harness's own footprint. */
   readonly sent = new Map<string, number>();
 
-  constructor(readonly target: KubeTarget) {}
+  readonly target: KubeTarget;
+  constructor(target: KubeTarget) {
+    this.target = target;
+  }
 
   static fromKubeconfig(path: string): Kube {
     return new Kube(loadKubeconfig(path));

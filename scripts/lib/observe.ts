@@ -27,10 +27,15 @@ export class TaskObserver {
   private readonly abort = new AbortController();
   private informers: ReturnType<Kube["informer"]>[] = [];
 
+  private readonly kube: Kube;
+  private readonly namespace: string;
   constructor(
-    private readonly kube: Kube,
-    private readonly namespace: string,
-  ) {}
+    kube: Kube,
+    namespace: string,
+  ) {
+    this.kube = kube;
+    this.namespace = namespace;
+  }
 
   async start(): Promise<void> {
     const query = { fieldSelector: `metadata.namespace=${this.namespace}` };

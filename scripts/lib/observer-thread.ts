@@ -41,7 +41,10 @@ function threadMain(): void {
 
 /** The main thread's handle on the observer thread. */
 export class ObserverThread {
-  private constructor(private readonly worker: Worker) {}
+  private readonly worker: Worker;
+  private constructor(worker: Worker) {
+    this.worker = worker;
+  }
 
   static async start(target: KubeTarget, namespace: string): Promise<ObserverThread> {
     const worker = new Worker(new URL(import.meta.url).href);

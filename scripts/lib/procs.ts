@@ -1,6 +1,6 @@
 // Resource use of a process tree from /proc (Linux): peak resident memory and
 // CPU seconds. The parsers are pure; ProcessTreeSampler does the reading.
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 export interface ProcStat {
   pid: number;
@@ -70,7 +70,44 @@ export interface TreeUsage {
   peakRssMb: number;
   /** CPU seconds (user + system) of every process seen in the tree, at its last sample. */
   cpuSeconds: number;
+  /** Most established TCP connections the tree held at once to the watched port (null when none is watched). */
+  peakConnections: number | null;
   samples: number;
+}
+
+/**
+ * The inodes of the established TCP sockets to `port` in a /proc/<pid>/net/tcp or tcp6
+ * table (`sl local rem st ... inode`, addresses as HEXIP:HEXPORT, st 01 = ESTABLISHED).
+ */
+export function establishedTo(table: string, port: number): Set<number> {
+  const out = new Set<number>();
+  for (const line of table.split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10 || f[3] !== "01") continue;
+    const remotePort = Number.parseInt(f[2]!.split(":")[1] ?? "", 16);
+    if (remotePort === port) out.add(Number(f[9]));
+  }
+  return out;
+}
+
+/** Inodes of the sockets a process has open (its /proc/<pid>/fd links `socket:[N]`). */
+function socketInodes(pid: number): number[] {
+  const out: number[] = [];
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const fd of fds) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) out.push(Number(m[1]));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
 }
 
 /** Folds samples of a process tree into peak memory and CPU time. Pure; fed by the sampler. */
@@ -79,8 +116,12 @@ export class TreeUsageAccumulator {
   private peakHwmKb = 0;
   private readonly ticks = new Map<number, number>();
   private count = 0;
+  private peakConnections: number | null = null;
 
-  constructor(private readonly ticksPerSecond = 100) {}
+  private readonly ticksPerSecond: number;
+  constructor(ticksPerSecond = 100) {
+    this.ticksPerSecond = ticksPerSecond;
+  }
 
   add(members: readonly { stat: ProcStat; memory: ProcMemory }[]): void {
     if (members.length === 0) return;
@@ -94,12 +135,18 @@ export class TreeUsageAccumulator {
     this.peakSumKb = Math.max(this.peakSumKb, sum);
   }
 
+  /** One sample of the connections held to the watched port. */
+  addConnections(count: number): void {
+    this.peakConnections = Math.max(this.peakConnections ?? 0, count);
+  }
+
   result(): TreeUsage {
     let ticks = 0;
     for (const t of this.ticks.values()) ticks += t;
     return {
       peakRssMb: Math.max(this.peakSumKb, this.peakHwmKb) / 1024,
       cpuSeconds: ticks / this.ticksPerSecond,
+      peakConnections: this.peakConnections,
       samples: this.count,
     };
   }
@@ -154,10 +201,12 @@ export class ProcessTreeSampler {
   private readonly acc: TreeUsageAccumulator;
   private timer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(
-    private readonly root: number,
-    ticksPerSecond = 100,
-  ) {
+  private readonly root: number;
+  /** Also count the tree's established TCP connections to this port (the API server's). */
+  private readonly connectionsTo: number | undefined;
+  constructor(root: number, ticksPerSecond = 100, connectionsTo?: number) {
+    this.root = root;
+    this.connectionsTo = connectionsTo;
     this.acc = new TreeUsageAccumulator(ticksPerSecond);
   }
 
@@ -168,7 +217,15 @@ export class ProcessTreeSampler {
 
   sample(): void {
     const members: { stat: ProcStat; memory: ProcMemory }[] = [];
-    for (const pid of processTree(this.root)) {
+    const tree = processTree(this.root);
+    if (this.connectionsTo !== undefined && tree.length > 0) {
+      const established = new Set([
+        ...establishedTo(readText(`/proc/${this.root}/net/tcp`) ?? "", this.connectionsTo),
+        ...establishedTo(readText(`/proc/${this.root}/net/tcp6`) ?? "", this.connectionsTo),
+      ]);
+      this.acc.addConnections(tree.reduce((n, pid) => n + socketInodes(pid).filter((i) => established.has(i)).length, 0));
+    }
+    for (const pid of tree) {
       const statText = readText(`/proc/${pid}/stat`);
       const statusText = readText(`/proc/${pid}/status`);
       const stat = statText === undefined ? undefined : parseProcStat(statText);

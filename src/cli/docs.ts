@@ -6,7 +6,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { configJsonSchema, configTableMarkdown } from "../config/docs.ts";
 import { flagDescription, flagUsage } from "./args.ts";
-import { COMMANDS } from "./main.ts";
+import { COMMANDS } from "./cli.ts";
 
 export const README = "README.md";
 export const CONFIG_JSON_SCHEMA = "docs/config.schema.json";

@@ -72,11 +72,13 @@ export const SIDECAR_COPY_SCRIPT = [
  * for sidecar problems). The message names the offending item. */
 export class JobSpecError extends Error {
   override name = "JobSpecError";
+  readonly kind: "sidecar" | "image" | "pod_template";
   constructor(
     message: string,
-    readonly kind: "sidecar" | "image" | "pod_template" = "sidecar",
+    kind: "sidecar" | "image" | "pod_template" = "sidecar",
   ) {
     super(message);
+    this.kind = kind;
   }
 }
 

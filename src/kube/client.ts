@@ -10,8 +10,11 @@
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
+import { setTimeout as nodeSetTimeout } from "node:timers";
 import {
   ApiException,
+  type Cluster,
+  type Context,
   createConfiguration,
   HttpMethod,
   KubeConfig,
@@ -19,10 +22,12 @@ import {
   ResponseContext,
   ServerConfiguration,
   setHeaderMiddleware,
+  type User,
   wrapHttpLibrary,
   type Configuration,
 } from "@kubernetes/client-node";
 import { fetch as undiciFetch } from "undici";
+import { type ExecConfig, ExecCredentialProvider } from "./exec-credential.ts";
 
 const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 const USER_AGENT = "oz-worker";
@@ -99,45 +104,65 @@ export interface KubeClient {
 /** The kubeconfig could not be found or used. */
 export class KubeconfigError extends Error {
   override name = "KubeconfigError";
+  readonly source: string;
   constructor(
     message: string,
-    readonly source: string,
+    source: string,
     options?: { cause?: unknown },
   ) {
     super(message, options);
+    this.source = source;
   }
 }
 
 /** The API server cannot be reached (network, TLS, auth or server error). The CLI maps it to exit 3. */
 export class ClusterUnreachableError extends Error {
   override name = "ClusterUnreachableError";
+  readonly source: string;
+  readonly server: string;
+  readonly kind: "network" | "timeout" | "tls" | "auth" | "http";
   constructor(
     message: string,
-    readonly source: string,
-    readonly server: string,
-    readonly kind: "network" | "timeout" | "tls" | "auth" | "http",
+    source: string,
+    server: string,
+    kind: "network" | "timeout" | "tls" | "auth" | "http",
     options?: { cause?: unknown },
   ) {
     super(message, options);
+    this.source = source;
+    this.server = server;
+    this.kind = kind;
   }
 }
 
 /** A Kubernetes API request failed with an HTTP status (or without one: status 0). */
 export class KubeApiError extends Error {
   override name = "KubeApiError";
+  /** HTTP status; 0 when the request never got an answer. */
+  readonly status: number;
+  /** The Status object's reason (AlreadyExists, NotFound, Forbidden, Expired, …). */
+  readonly reason: string | undefined;
+  readonly verb: string;
+  readonly resource: string;
+  readonly namespace?: string;
+  readonly objectName?: string;
   constructor(
     message: string,
-    /** HTTP status; 0 when the request never got an answer. */
-    readonly status: number,
-    /** The Status object's reason (AlreadyExists, NotFound, Forbidden, Expired, …). */
-    readonly reason: string | undefined,
-    readonly verb: string,
-    readonly resource: string,
-    readonly namespace?: string,
-    readonly objectName?: string,
+    status: number,
+    reason: string | undefined,
+    verb: string,
+    resource: string,
+    namespace?: string,
+    objectName?: string,
     options?: { cause?: unknown },
   ) {
     super(message, options);
+    this.status = status;
+    this.reason = reason;
+    this.verb = verb;
+    this.resource = resource;
+    this.namespace = namespace;
+    this.objectName = objectName;
   }
   get notFound(): boolean {
     return this.status === 404;
@@ -248,6 +273,31 @@ export function describeError(err: unknown): string {
   return parts.filter(Boolean).join(": ");
 }
 
+const NETWORK_ERRORS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: "connection refused",
+  ECONNRESET: "connection reset",
+  ENOTFOUND: "host not found",
+  EAI_AGAIN: "host name lookup failed",
+  EHOSTUNREACH: "host unreachable",
+  ENETUNREACH: "network unreachable",
+  ETIMEDOUT: "connection timed out",
+};
+
+/**
+ * The same words for a well-known socket error on every runtime ("connection refused
+ * (ECONNREFUSED)"), whose messages differ (undici's "fetch failed", Bun's "Unable to
+ * connect"); undefined for any other error.
+ */
+export function networkErrorText(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 5 && e && typeof e === "object"; i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && NETWORK_ERRORS[code]) return `${NETWORK_ERRORS[code]} (${code})`;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
 // ---------------------------------------------------------------------------
 // Kubeconfig resolution
 
@@ -289,16 +339,16 @@ function resolveKubeConfig(opts: LoadKubeClientOptions): Resolved {
     const files = list.filter((f) => existsSync(f));
     const source = `default rules (KUBECONFIG=${env.KUBECONFIG})`;
     if (files.length === 0) throw new KubeconfigError(`none of the files in KUBECONFIG exist (${env.KUBECONFIG})`, source);
-    try {
-      kc.loadFromFile(files[0]!);
-      for (const f of files.slice(1)) {
-        const more = new KubeConfig();
-        more.loadFromFile(f);
-        kc.mergeConfig(more, true);
+    const loaded = files.map((f) => {
+      const one = new KubeConfig();
+      try {
+        one.loadFromFile(f);
+      } catch (err) {
+        throw new KubeconfigError(`cannot load kubeconfig file ${f} (from KUBECONFIG=${env.KUBECONFIG}): ${describeError(err)}`, source, { cause: err });
       }
-    } catch (err) {
-      throw new KubeconfigError(`cannot load kubeconfig from KUBECONFIG=${env.KUBECONFIG}: ${describeError(err)}`, source, { cause: err });
-    }
+      return one;
+    });
+    kc.loadFromOptions(mergeKubeconfigs(loaded));
     return { kc, sourceKind: "default", describe: (ctx) => `${source}, context ${ctx}` };
   }
   const home = env.HOME || homedir();
@@ -319,6 +369,51 @@ function resolveKubeConfig(opts: LoadKubeClientOptions): Resolved {
   return { kc, sourceKind: "default", describe: (ctx) => `${source}, context ${ctx}` };
 }
 
+/** A signal that aborts when either does. */
+function anySignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {
+  return a ? AbortSignal.any([a, b]) : b;
+}
+
+/**
+ * Like AbortSignal.timeout(ms), but its timer never keeps the process alive: Deno keeps
+ * running until an AbortSignal.timeout with a listener fires. (node:timers gives an
+ * unref-able timer on every runtime.)
+ */
+export function deadlineSignal(ms: number): AbortSignal {
+  const controller = new AbortController();
+  nodeSetTimeout(() => controller.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError")), ms).unref();
+  return controller.signal;
+}
+
+/** What KubeConfig.loadFromOptions takes. */
+export interface KubeconfigParts {
+  clusters: Cluster[];
+  users: User[];
+  contexts: Context[];
+  currentContext: string | undefined;
+}
+
+/**
+ * Merges the files of a KUBECONFIG list as kubectl does: for each cluster, user and context
+ * name the first file that defines it wins, and the current-context is the first one set.
+ * (client-node's mergeConfig throws on a name defined twice and either keeps the first
+ * file's current-context even when unset or lets the last file's win.) Each file's relative
+ * paths were already made absolute against its own directory by loadFromFile.
+ */
+export function mergeKubeconfigs(files: readonly Pick<KubeConfig, "getClusters" | "getUsers" | "getContexts" | "getCurrentContext">[]): KubeconfigParts {
+  const firstByName = <T extends { name: string }>(lists: T[][]): T[] => {
+    const byName = new Map<string, T>();
+    for (const list of lists) for (const item of list) if (!byName.has(item.name)) byName.set(item.name, item);
+    return [...byName.values()];
+  };
+  return {
+    clusters: firstByName(files.map((f) => f.getClusters())),
+    users: firstByName(files.map((f) => f.getUsers())),
+    contexts: firstByName(files.map((f) => f.getContexts())),
+    currentContext: files.map((f) => f.getCurrentContext()).find((c) => !!c),
+  };
+}
+
 /** Resolves the kubeconfig (explicit file → in-cluster → default rules) and builds the client. */
 export function loadKubeClient(opts: LoadKubeClientOptions = {}): KubeClient {
   const { kc, sourceKind, describe } = resolveKubeConfig(opts);
@@ -329,11 +424,50 @@ export function loadKubeClient(opts: LoadKubeClientOptions = {}): KubeClient {
   if (!ctxObj) throw new KubeconfigError(`the kubeconfig's current-context ${context} is not defined (${source})`, source);
   const cluster = kc.getCurrentCluster();
   if (!cluster?.server) throw new KubeconfigError(`context ${context} names no cluster with a server (${source})`, source);
+  const proxyUrl = checkProxyUrl(cluster.proxyUrl, cluster.name, source);
+  // The user's exec plugin runs here (exec-credential.ts says why), not in client-node.
+  const user = kc.getCurrentUser();
+  const exec = user?.exec ? new ExecCredentialProvider(user.exec as ExecConfig) : undefined;
+  if (exec) {
+    kc.loadFromOptions({
+      clusters: kc.getClusters(),
+      contexts: kc.getContexts(),
+      currentContext: kc.getCurrentContext(),
+      users: kc.getUsers().map((u) => (u === user ? { ...u, exec: undefined } : u)),
+    });
+  }
   let contextNamespace = ctxObj.namespace;
   if (sourceKind === "in-cluster" && !contextNamespace && existsSync(`${SA_DIR}/namespace`)) {
     contextNamespace = readFileSync(`${SA_DIR}/namespace`, "utf8").trim() || undefined;
   }
-  return new Client(kc, source, sourceKind, cluster.server.replace(/\/+$/, ""), context, contextNamespace, opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+  return new Client(kc, source, sourceKind, cluster.server.replace(/\/+$/, ""), context, contextNamespace, opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, proxyUrl, exec);
+}
+
+/**
+ * The cluster's `proxy-url`, checked: the schemes kubectl accepts (http, https, socks5).
+ * Under Node and Deno client-node's dispatcher tunnels through it (HTTP CONNECT or SOCKS);
+ * under Bun fetch's `proxy` option does, which speaks HTTP CONNECT only.
+ */
+function checkProxyUrl(proxyUrl: string | undefined, cluster: string, source: string): string | undefined {
+  if (!proxyUrl) return undefined;
+  let url: URL;
+  try {
+    url = new URL(proxyUrl);
+  } catch {
+    throw new KubeconfigError(`cluster ${cluster}: proxy-url is not a URL (${source})`, source);
+  }
+  const shown = `${url.protocol}//${url.host}`;
+  if (!["http:", "https:", "socks5:"].includes(url.protocol)) {
+    throw new KubeconfigError(`cluster ${cluster}: proxy-url ${shown} has an unsupported scheme; use http, https or socks5, as kubectl does (${source})`, source);
+  }
+  if (isBun && url.protocol === "socks5:") {
+    throw new KubeconfigError(
+      `cluster ${cluster}: proxy-url ${shown} is a SOCKS proxy, which oz-worker cannot use under Bun (its fetch speaks HTTP CONNECT only); ` +
+        `use an HTTP proxy, or run oz-worker on Node or Deno (${source})`,
+      source,
+    );
+  }
+  return proxyUrl;
 }
 
 /** GET /version through the client; the typed error names the kubeconfig source and server. */
@@ -358,15 +492,37 @@ class Client implements KubeClient {
   readonly counters: RequestCounters = { byVerb: {}, total: 0 };
   private readonly configuration: Configuration;
 
+  readonly kc: KubeConfig;
+  readonly source: string;
+  readonly sourceKind: KubeconfigSourceKind;
+  readonly server: string;
+  readonly context: string;
+  readonly contextNamespace: string | undefined;
+  private readonly requestTimeoutMs: number;
+  /** The cluster's proxy-url (Bun's fetch takes it per request; elsewhere the dispatcher has it). */
+  private readonly proxyUrl: string | undefined;
+  /** The current user's exec plugin, if it has one. */
+  private readonly exec: ExecCredentialProvider | undefined;
   constructor(
-    readonly kc: KubeConfig,
-    readonly source: string,
-    readonly sourceKind: KubeconfigSourceKind,
-    readonly server: string,
-    readonly context: string,
-    readonly contextNamespace: string | undefined,
-    private readonly requestTimeoutMs: number,
+    kc: KubeConfig,
+    source: string,
+    sourceKind: KubeconfigSourceKind,
+    server: string,
+    context: string,
+    contextNamespace: string | undefined,
+    requestTimeoutMs: number,
+    proxyUrl: string | undefined,
+    exec: ExecCredentialProvider | undefined,
   ) {
+    this.kc = kc;
+    this.source = source;
+    this.sourceKind = sourceKind;
+    this.server = server;
+    this.context = context;
+    this.contextNamespace = contextNamespace;
+    this.requestTimeoutMs = requestTimeoutMs;
+    this.proxyUrl = proxyUrl;
+    this.exec = exec;
     const httpApi = wrapHttpLibrary({
       send: async (req: RequestContext): Promise<ResponseContext> => {
         const res = await this.send(req.getUrl(), req.getHttpMethod(), req.getHeaders(), req.getBody(), req.getSignal(), req.getDispatcher(), undefined);
@@ -406,7 +562,7 @@ class Client implements KubeClient {
     const where = `the Kubernetes API server at ${this.server} (kubeconfig: ${this.source})`;
     let res: KubeResponse;
     try {
-      res = await this.fetch("/version", { signal: AbortSignal.timeout(timeoutMs) });
+      res = await this.fetch("/version", { signal: deadlineSignal(timeoutMs) });
     } catch (err) {
       const text = describeError(err);
       const timeout = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
@@ -417,7 +573,7 @@ class Client implements KubeClient {
           ? `no answer within ${timeoutMs / 1000}s`
           : kind === "tls"
             ? `TLS failed (${text}); check the kubeconfig's certificate-authority and client certificate`
-            : `${text}; check that the server is up and reachable from here`;
+            : `${networkErrorText(err) ?? text}; check that the server is up and reachable from here`;
       throw new ClusterUnreachableError(`cannot reach ${where}: ${hint}`, this.source, this.server, kind, { cause: err });
     }
     if (res.status === 401 || res.status === 403) {
@@ -451,20 +607,55 @@ class Client implements KubeClient {
     signal: AbortSignal | undefined,
     dispatcher: unknown,
     timeoutMs: number | null | undefined,
+    retry = true,
   ): Promise<KubeResponse> {
     this.count(method, url);
     const isWatch = /[?&]watch=(true|1)(&|$)/.test(url) || /[?&]follow=true(&|$)/.test(url);
     const deadline = timeoutMs === undefined ? (isWatch ? null : this.requestTimeoutMs) : timeoutMs;
-    const timeout = deadline === null ? undefined : AbortSignal.timeout(deadline);
+    const timeout = deadline === null ? undefined : deadlineSignal(deadline);
     const sig = signal && timeout ? AbortSignal.any([signal, timeout]) : (signal ?? timeout);
     const b = body === undefined || body === null ? undefined : typeof body === "string" ? body : String(body);
+    // The exec plugin runs within the request's deadline (a watch's: the request timeout).
+    const cred = this.exec ? await this.exec.get(timeout ? sig : anySignal(signal, deadlineSignal(this.requestTimeoutMs))) : undefined;
+    const sent = cred?.token && !("Authorization" in headers || "authorization" in headers) ? { ...headers, Authorization: `Bearer ${cred.token}` } : headers;
+    let res: KubeResponse;
     if (isBun) {
-      const init: Record<string, unknown> = { method, headers, body: b, signal: sig, tls: await this.bunTls() };
-      return (await globalThis.fetch(url, init as RequestInit)) as unknown as KubeResponse;
+      const tls = await this.bunTls();
+      const init: Record<string, unknown> = { method, headers: sent, body: b, signal: sig, tls: cred?.cert ? { ...tls, cert: cred.cert, key: cred.key } : tls };
+      if (this.proxyUrl) init.proxy = this.proxyUrl;
+      res = (await globalThis.fetch(url, init as RequestInit)) as unknown as KubeResponse;
+    } else {
+      const init: Record<string, unknown> = { method, headers: sent, body: b, signal: sig };
+      const d = cred?.cert ? await this.certDispatcher(cred.cert, cred.key ?? "") : dispatcher;
+      if (d) init.dispatcher = d;
+      res = (await undiciFetch(url, init as Parameters<typeof undiciFetch>[1])) as unknown as KubeResponse;
     }
-    const init: Record<string, unknown> = { method, headers, body: b, signal: sig };
-    if (dispatcher) init.dispatcher = dispatcher;
-    return (await undiciFetch(url, init as Parameters<typeof undiciFetch>[1])) as unknown as KubeResponse;
+    // A refused exec token without (or before) its expiry: run the plugin again, once (as client-go does on 401).
+    if (res.status === 401 && retry && cred?.token && sent !== headers) {
+      await res.body?.cancel().catch(() => {});
+      this.exec!.invalidate(cred.token);
+      return this.send(url, method, headers, body, signal, dispatcher, timeoutMs, false);
+    }
+    return res;
+  }
+
+  private certDispatcherCache: { cert: string; dispatcher: Promise<unknown> } | undefined;
+
+  /** Under Node and Deno: client-node's dispatcher for the cluster, with the exec plugin's client certificate. */
+  private certDispatcher(cert: string, key: string): Promise<unknown> {
+    if (this.certDispatcherCache?.cert !== cert) {
+      const dispatcher = this.readBunTls().then((tls) =>
+        // createDispatcher is private in client-node's types; it is what applySecurityAuthentication uses.
+        (this.kc as unknown as { createDispatcher(cluster: unknown, options: object): unknown }).createDispatcher(this.kc.getCurrentCluster(), {
+          ...tls,
+          servername: tls.serverName,
+          cert,
+          key,
+        }),
+      );
+      this.certDispatcherCache = { cert, dispatcher };
+    }
+    return this.certDispatcherCache.dispatcher;
   }
 
   private tlsCache: { at: number; tls: Promise<BunTls> } | undefined;

@@ -48,10 +48,14 @@ export class TaskJobs {
   private readonly batch: BatchV1Api;
   private readonly core: CoreV1Api;
 
+  readonly client: KubeClient;
+  readonly namespace: string;
   constructor(
-    readonly client: KubeClient,
-    readonly namespace: string,
+    client: KubeClient,
+    namespace: string,
   ) {
+    this.client = client;
+    this.namespace = namespace;
     this.batch = client.api(BatchV1Api);
     this.core = client.api(CoreV1Api);
   }

@@ -40,7 +40,10 @@ export class TailBuffer {
   private size = 0;
   total = 0;
 
-  constructor(private readonly max: number) {}
+  private readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
 
   push(chunk: Uint8Array): void {
     this.total += chunk.byteLength;

@@ -129,10 +129,15 @@ class Reflector {
   private currentWatch: AbortController | undefined;
   loop: Promise<void> | undefined;
 
+  private readonly tw: TaskWatch;
+  readonly kind: WatchKind;
   constructor(
-    private readonly tw: TaskWatch,
-    readonly kind: WatchKind,
-  ) {}
+    tw: TaskWatch,
+    kind: WatchKind,
+  ) {
+    this.tw = tw;
+    this.kind = kind;
+  }
 
   start(): void {
     this.loop = this.run();

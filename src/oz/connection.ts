@@ -121,10 +121,13 @@ export interface StopResult {
 /** Why sendAndWait() rejected: the message will never be sent. */
 export class OzMessageDropped extends Error {
   override readonly name = "OzMessageDropped";
+  readonly reason: "outbox_full" | "stopped" | "unserialisable";
+  readonly type: string;
+  readonly taskId: string | undefined;
   constructor(
-    readonly reason: "outbox_full" | "stopped" | "unserialisable",
-    readonly type: string,
-    readonly taskId: string | undefined,
+    reason: "outbox_full" | "stopped" | "unserialisable",
+    type: string,
+    taskId: string | undefined,
   ) {
     super(
       reason === "outbox_full"
@@ -133,6 +136,9 @@ export class OzMessageDropped extends Error {
           ? `the ${type} message was not sent: the connection is stopped`
           : `the ${type} message cannot be serialised`,
     );
+    this.reason = reason;
+    this.type = type;
+    this.taskId = taskId;
   }
 }
 

@@ -1,6 +1,6 @@
 // What the checks share while one preflight runs.
 import type { WorkerConfig } from "../core/types.ts";
-import type { KubeClient } from "../kube/client.ts";
+import { deadlineSignal, type KubeClient } from "../kube/client.ts";
 import type { RequiredPermission } from "./permissions.ts";
 
 /** The part of the kube client the checks use. */
@@ -29,7 +29,7 @@ export interface CheckContext {
 
 /** A request signal: the caller's, bounded by the per-request timeout. */
 export function requestSignal(ctx: Pick<CheckContext, "signal" | "timeoutMs">): AbortSignal {
-  return AbortSignal.any([ctx.signal, AbortSignal.timeout(ctx.timeoutMs)]);
+  return AbortSignal.any([ctx.signal, deadlineSignal(ctx.timeoutMs)]);
 }
 
 /** Whether a thrown value is the caller's abort (not a timeout). */

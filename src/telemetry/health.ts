@@ -83,7 +83,9 @@ export class EventLoopLagMonitor {
   #lastLag = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(private readonly intervalMs: number) {
+  private readonly intervalMs: number;
+  constructor(intervalMs: number) {
+    this.intervalMs = intervalMs;
     this.#timer = setInterval(() => {
       const now = performance.now();
       this.#lastLag = Math.max(0, now - this.#last - this.intervalMs);

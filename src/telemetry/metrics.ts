@@ -525,14 +525,24 @@ class OtelWorkerMetrics implements WorkerMetrics {
   #closed = false;
   #shutdownPromise: Promise<void> | undefined;
 
+  private readonly provider: MeterProvider;
+  private readonly ins: Instruments;
+  private readonly prometheus: PrometheusEndpoint | undefined;
+  private readonly logger: MetricsLogger;
+  private readonly timeoutMs: number;
   constructor(
-    private readonly provider: MeterProvider,
-    private readonly ins: Instruments,
+    provider: MeterProvider,
+    ins: Instruments,
     exporters: MetricsExporterKind[],
-    private readonly prometheus: PrometheusEndpoint | undefined,
-    private readonly logger: MetricsLogger,
-    private readonly timeoutMs: number,
+    prometheus: PrometheusEndpoint | undefined,
+    logger: MetricsLogger,
+    timeoutMs: number,
   ) {
+    this.provider = provider;
+    this.ins = ins;
+    this.prometheus = prometheus;
+    this.logger = logger;
+    this.timeoutMs = timeoutMs;
     this.exporters = Object.freeze([...exporters]);
   }
 
@@ -667,13 +677,23 @@ class GuardedExporter implements PushMetricExporter {
   #failing = false;
   #warned = false;
 
+  private readonly inner: PushMetricExporter;
+  private readonly name: string;
+  private readonly intervalMs: number;
+  private readonly logger: MetricsLogger;
+  private readonly implicit: boolean;
   constructor(
-    private readonly inner: PushMetricExporter,
-    private readonly name: string,
-    private readonly intervalMs: number,
-    private readonly logger: MetricsLogger,
-    private readonly implicit: boolean,
+    inner: PushMetricExporter,
+    name: string,
+    intervalMs: number,
+    logger: MetricsLogger,
+    implicit: boolean,
   ) {
+    this.inner = inner;
+    this.name = name;
+    this.intervalMs = intervalMs;
+    this.logger = logger;
+    this.implicit = implicit;
     if (inner.selectAggregationTemporality) {
       this.selectAggregationTemporality = inner.selectAggregationTemporality.bind(inner);
     }

@@ -82,10 +82,12 @@ export class Dispatcher {
   private pumpScheduled = false;
   private stopped = false;
 
+  private readonly options: DispatcherOptions;
   constructor(
-    private readonly options: DispatcherOptions,
+    options: DispatcherOptions,
     saved: readonly TaskRecord[],
   ) {
+    this.options = options;
     for (const record of saved) {
       this.tasks.set(record.task_id, record);
       if (record.state === "queued") this.enqueue(record);

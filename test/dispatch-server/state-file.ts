@@ -65,12 +65,20 @@ export class StateWriter {
   private lastWriteMs = 0;
   private readonly tempPath: string;
 
+  private readonly path: string;
+  private readonly snapshot: () => readonly TaskRecord[];
+  private readonly onError: (error: Error) => void;
+  private readonly debounceMs: number;
   constructor(
-    private readonly path: string,
-    private readonly snapshot: () => readonly TaskRecord[],
-    private readonly onError: (error: Error) => void,
-    private readonly debounceMs = 100,
+    path: string,
+    snapshot: () => readonly TaskRecord[],
+    onError: (error: Error) => void,
+    debounceMs = 100,
   ) {
+    this.path = path;
+    this.snapshot = snapshot;
+    this.onError = onError;
+    this.debounceMs = debounceMs;
     // Same directory as the target, so the rename stays on one filesystem.
     this.tempPath = `${path}.${process.pid}.tmp`;
   }

@@ -182,10 +182,15 @@ class EventLog {
   private proc: Bun.Subprocess<"ignore", "pipe", "pipe"> | undefined;
   private stopped = false;
 
+  private readonly ns: string;
+  private readonly resource: "secrets" | "jobs";
   private constructor(
-    private readonly ns: string,
-    private readonly resource: "secrets" | "jobs",
-  ) {}
+    ns: string,
+    resource: "secrets" | "jobs",
+  ) {
+    this.ns = ns;
+    this.resource = resource;
+  }
 
   static async start(ns: string, resource: "secrets" | "jobs"): Promise<EventLog> {
     const log = new EventLog(ns, resource);

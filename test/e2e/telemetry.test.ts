@@ -63,7 +63,10 @@ const total = (samples: PromSample[], name: string) =>
 
 class Scraper {
   last = "";
-  constructor(readonly url: string) {}
+  readonly url: string;
+  constructor(url: string) {
+    this.url = url;
+  }
 
   async scrape(): Promise<PromSample[]> {
     const res = await fetch(this.url);

@@ -25,12 +25,16 @@ const MAX_LOG_CHARS = 1_000_000;
 
 /** A non-success answer from the dispatch server's HTTP API. */
 export class DispatchApiError extends Error {
+  readonly status: number;
+  readonly body: string;
   constructor(
-    readonly status: number,
-    readonly body: string,
+    status: number,
+    body: string,
     request: string,
   ) {
     super(`${request} answered ${status}: ${body}`);
+    this.status = status;
+    this.body = body;
     this.name = "DispatchApiError";
   }
 }
@@ -66,11 +70,18 @@ export class DispatchServer {
   private currentPort = 0;
   private stderr = "";
 
+  readonly apiKey: string;
+  readonly stateFile: string;
+  private readonly tempDir: string | null;
   private constructor(
-    readonly apiKey: string,
-    readonly stateFile: string,
-    private readonly tempDir: string | null,
-  ) {}
+    apiKey: string,
+    stateFile: string,
+    tempDir: string | null,
+  ) {
+    this.apiKey = apiKey;
+    this.stateFile = stateFile;
+    this.tempDir = tempDir;
+  }
 
   static async start(options: StartOptions = {}): Promise<DispatchServer> {
     const apiKey = options.apiKey ?? `test-${crypto.randomUUID()}`;
@@ -360,11 +371,15 @@ export class TestWorker {
   private pongs = 0;
 
   /** Use connectTestWorker(), which resolves once the socket is open. */
+  readonly workerId: string;
+  private readonly socket: Bun.WebSocket;
   constructor(
-    readonly workerId: string,
-    private readonly socket: Bun.WebSocket,
+    workerId: string,
+    socket: Bun.WebSocket,
     onFrame: TestWorkerOptions["onFrame"],
   ) {
+    this.workerId = workerId;
+    this.socket = socket;
     socket.addEventListener("message", (event) => {
       const text = String(event.data);
       const frame = parseServerFrame(text);

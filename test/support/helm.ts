@@ -196,11 +196,16 @@ export interface PodMonitor extends K8sObject {
 
 /** The objects one `helm template` rendered, in helm's order. */
 export class Rendered {
+  readonly objects: K8sObject[];
+  /** helm's output as is. */
+  readonly manifest: string;
   constructor(
-    readonly objects: K8sObject[],
-    /** helm's output as is. */
-    readonly manifest = "",
-  ) {}
+    objects: K8sObject[],
+    manifest = "",
+  ) {
+    this.objects = objects;
+    this.manifest = manifest;
+  }
 
   kinds(): string[] {
     return this.objects.map((o) => o.kind).sort();

@@ -31,11 +31,15 @@ export interface RunResult {
 
 /** A command that exited non-zero (or timed out). */
 export class CommandError extends Error {
+  readonly argv: string[];
+  readonly result: RunResult;
   constructor(
-    readonly argv: string[],
-    readonly result: RunResult,
+    argv: string[],
+    result: RunResult,
   ) {
     super(`${argv.join(" ")} exited ${result.code}: ${result.stderr.trim() || result.stdout.trim()}`);
+    this.argv = argv;
+    this.result = result;
     this.name = "CommandError";
   }
 }

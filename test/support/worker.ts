@@ -61,6 +61,8 @@ export interface StartWorkerOptions {
   preflight?: boolean;
   args?: string[];
   env?: Record<string, string>;
+  /** The command that runs oz-worker (e.g. `deno run -A src/cli/main.ts`); workerCommand() by default. */
+  command?: readonly string[];
 }
 
 /** Worker processes still running, killed if the test process exits without stopping them. */
@@ -76,12 +78,18 @@ export class WorkerProcess {
   readonly exited: Promise<number>;
   #exitCode: number | undefined;
 
+  readonly child: ChildProcess;
+  readonly configFile: string;
+  /** The worker_id it runs as ("" when unknown). */
+  readonly workerId: string;
   constructor(
-    readonly child: ChildProcess,
-    readonly configFile: string,
-    /** The worker_id it runs as ("" when unknown). */
-    readonly workerId = "",
+    child: ChildProcess,
+    configFile: string,
+    workerId = "",
   ) {
+    this.child = child;
+    this.configFile = configFile;
+    this.workerId = workerId;
     runningWorkers.add(child);
     this.exited = new Promise((resolveExit) => {
       child.on("exit", (code, signal) => {
@@ -161,7 +169,7 @@ export async function startWorker(opts: StartWorkerOptions, { waitConnected = tr
       backend: { kubernetes: { kubeconfig: opts.kubeconfig, namespace: opts.namespace, ...opts.kubernetes } },
     }),
   );
-  const [cmd, ...pre] = workerCommand();
+  const [cmd, ...pre] = opts.command ?? workerCommand();
   const args = [
     ...pre,
     "run",
@@ -314,7 +322,10 @@ export class WorkerSandbox {
   readonly #firstPods = new Map<string, Map<string, KubePod>>();
   readonly #watches: { stop(): void }[] = [];
 
-  constructor(readonly admin: KubeClient) {}
+  readonly admin: KubeClient;
+  constructor(admin: KubeClient) {
+    this.admin = admin;
+  }
 
   /**
    * A fresh namespace with the ServiceAccount `oz-worker` bound to a Role of exactly the

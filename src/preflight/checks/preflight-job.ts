@@ -4,6 +4,7 @@
 // timeout, error, and the caller's abort (Ctrl-C) alike.
 import type { V1Job } from "@kubernetes/client-node";
 import { buildPreflightJob } from "../../core/preflight-spec.ts";
+import { deadlineSignal } from "../../kube/client.ts";
 import { kubeRequest, type RawResult } from "../../kube/raw.ts";
 import { type RawWatchEvent, watchStream } from "../../kube/watch-stream.ts";
 import type { CheckContext } from "../context.ts";
@@ -167,7 +168,7 @@ async function observe(ctx: CheckContext, job: V1Job, name: string, state: RunSt
         method: "POST",
         path: `/apis/batch/v1/namespaces/${encodeURIComponent(ns)}/jobs`,
         body: job,
-        signal: AbortSignal.timeout(ctx.timeoutMs),
+        signal: deadlineSignal(ctx.timeoutMs),
       });
     } catch (err) {
       return {
@@ -232,7 +233,7 @@ export async function deleteJob(kube: CheckContext["kube"], ns: string, name: st
         method: "DELETE",
         path: `/apis/batch/v1/namespaces/${encodeURIComponent(ns)}/jobs/${encodeURIComponent(name)}`,
         query: { propagationPolicy: "Background" },
-        signal: AbortSignal.timeout(DELETE_TIMEOUT_MS),
+        signal: deadlineSignal(DELETE_TIMEOUT_MS),
       });
       if (res.ok || res.status === 404) return undefined;
       problem = `HTTP ${res.status}: ${res.error?.message ?? ""}`;

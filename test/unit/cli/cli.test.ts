@@ -1,7 +1,7 @@
 // The CLI as a process: help, version, exit codes, validate-config's output.
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { COMMANDS } from "../../../src/cli/main.ts";
+import { COMMANDS } from "../../../src/cli/cli.ts";
 import { VERSION } from "../../../src/cli/version.ts";
 import { CLI, ROOT, runCli } from "./cli-process.ts";
 

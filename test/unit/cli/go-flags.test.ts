@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { V1Job } from "@kubernetes/client-node";
 import { CONFIG_FLAGS, configFlagsFrom, ignoredFlagWarnings, parseArgs } from "../../../src/cli/args.ts";
 import type { CliIO } from "../../../src/cli/command.ts";
-import { main } from "../../../src/cli/main.ts";
+import { main } from "../../../src/cli/cli.ts";
 
 const FIXTURES = join(import.meta.dir, "../../fixtures/config");
 

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { V1Job, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
 import type { CliIO } from "../../../src/cli/command.ts";
-import { main } from "../../../src/cli/main.ts";
+import { main } from "../../../src/cli/cli.ts";
 import { SAMPLE_ASSIGNMENT } from "../../../src/core/sample-assignment.ts";
 
 const FIXTURES = join(import.meta.dir, "../../fixtures/config");

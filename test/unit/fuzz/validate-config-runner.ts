@@ -1,10 +1,10 @@
-// Runs `oz-worker validate-config --config-file -` in-process (src/cli/main.ts main()) on the
+// Runs `oz-worker validate-config --config-file -` in-process (src/cli/cli.ts main()) on the
 // generated cases and prints one JSON line per case. A separate process, so that the test can
 // stop it when a case hangs: before each case its YAML is written to <dir>/current.yaml.
 //   bun test/unit/fuzz/validate-config-runner.ts <seed> <count> <dir>
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { main } from "../../../src/cli/main.ts";
+import { main } from "../../../src/cli/cli.ts";
 import type { CliIO } from "../../../src/cli/command.ts";
 import { CaseGenerator } from "./validate-config-cases.ts";
 

@@ -83,6 +83,7 @@ function input(over: Partial<BenchInput> = {}): BenchInput {
     podTerminalAt: new Map(records.map((r, i) => [r.task_id, T0 + (i + 1) * 100 + 2000 - (i + 1) * 5])),
     workerRequests: requests,
     peakWatchConnections: 2,
+    peakApiserverConnections: 3,
     workerPeakRssMb: 80.04,
     workerCpuSeconds: 1.234,
     ...over,
@@ -122,9 +123,11 @@ describe("computeBench", () => {
   test("the table marks targets pass or miss by how much", () => {
     const ok = benchTable(...pair(input())).map(stripAnsi).join("\n");
     expect(ok).toMatch(/peak watch connections held by the worker\s+2\s+<= 2\s+pass/);
+    expect(ok).toMatch(/peak TCP connections to the API server\s+3\s+<= 4\s+pass/);
     expect(ok).toMatch(/API requests per task \(all verbs\)\s+2\.50\s+<= 3 per task\s+pass/);
     expect(ok).toMatch(/ {2}GET pods\/log {2}\(2 in all\)\s+0\.50/);
-    const bad = benchTable(...pair(input({ peakWatchConnections: 5, workerPeakRssMb: 170 }))).map(stripAnsi).join("\n");
+    const bad = benchTable(...pair(input({ peakWatchConnections: 5, peakApiserverConnections: 66, workerPeakRssMb: 170 }))).map(stripAnsi).join("\n");
+    expect(bad).toMatch(/<= 4\s+miss by 62/);
     expect(bad).toMatch(/<= 2\s+miss by 3/);
     expect(bad).toMatch(/< 150 MB\s+miss by 20 MB/);
   });

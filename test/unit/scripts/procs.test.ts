@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { descendants, parseProcStat, parseProcStatus, processTree, TreeUsageAccumulator } from "../../../scripts/lib/procs.ts";
+import { descendants, establishedTo, parseProcStat, parseProcStatus, processTree, TreeUsageAccumulator } from "../../../scripts/lib/procs.ts";
 
 describe("parseProcStat", () => {
   test("reads pid, ppid, utime and stime", () => {
@@ -56,6 +56,13 @@ describe("TreeUsageAccumulator", () => {
     expect(r.samples).toBe(2);
   });
 
+  test("the peak of the connection samples; null when none was taken", () => {
+    const acc = new TreeUsageAccumulator(100);
+    expect(acc.result().peakConnections).toBeNull();
+    for (const n of [2, 66, 4]) acc.addConnections(n);
+    expect(acc.result().peakConnections).toBe(66);
+  });
+
   test("a process that exited keeps its last CPU time", () => {
     const acc = new TreeUsageAccumulator(100);
     acc.add([member(1, [100, 0], 0, 0), member(2, [50, 50], 0, 0)]);
@@ -77,4 +84,17 @@ test("processTree finds a real child", async () => {
   } finally {
     for (const pid of processTree(child.pid).reverse()) process.kill(pid, "SIGKILL");
   }
+});
+
+test("establishedTo: the established sockets to a port, by inode, from a /proc/net/tcp table", () => {
+  const table = [
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+    "   0: 0100007F:765B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0000000000000000 100 0 0 10 0",
+    "   1: 0100007F:A1B2 0100007F:765B 01 00000000:00000000 00:00000000 00000000     0        0 1002 1 0000000000000000 20 4 30 10 -1",
+    "   2: 0100007F:A1B3 0100007F:765B 06 00000000:00000000 03:00000D3B 00000000     0        0 0 3 0000000000000000",
+    "   3: 0100007F:A1B4 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 1004 1 0000000000000000 20 4 30 10 -1",
+    "",
+  ].join("\n");
+  // 0x765B = 30299: only the ESTABLISHED (01) one to that port; the listener, a TIME_WAIT and another port are not.
+  expect([...establishedTo(table, 0x765b)]).toEqual([1002]);
 });
