@@ -28,6 +28,7 @@ import {
 } from "@kubernetes/client-node";
 import { fetch as undiciFetch } from "undici";
 import { type ExecConfig, ExecCredentialProvider } from "./exec-credential.ts";
+import { H2Transport, type H2Tls } from "./h2.ts";
 
 const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 const USER_AGENT = "oz-worker";
@@ -503,6 +504,8 @@ class Client implements KubeClient {
   private readonly proxyUrl: string | undefined;
   /** The current user's exec plugin, if it has one. */
   private readonly exec: ExecCredentialProvider | undefined;
+  /** The HTTP/2 path, unless the server is plain http or reached through a proxy. */
+  private readonly h2: { origin: string; transport: H2Transport } | undefined;
   constructor(
     kc: KubeConfig,
     source: string,
@@ -523,6 +526,12 @@ class Client implements KubeClient {
     this.requestTimeoutMs = requestTimeoutMs;
     this.proxyUrl = proxyUrl;
     this.exec = exec;
+    // HTTP/2 (h2.ts) to an https server without a proxy-url; through a proxy, each runtime's
+    // fetch (which tunnels through HTTP CONNECT, or SOCKS on Node and Deno) as before.
+    if (server.startsWith("https://") && !proxyUrl) {
+      const origin = new URL(server).origin;
+      this.h2 = { origin, transport: new H2Transport(origin) };
+    }
     const httpApi = wrapHttpLibrary({
       send: async (req: RequestContext): Promise<ResponseContext> => {
         const res = await this.send(req.getUrl(), req.getHttpMethod(), req.getHeaders(), req.getBody(), req.getSignal(), req.getDispatcher(), undefined);
@@ -539,7 +548,9 @@ class Client implements KubeClient {
     });
     this.configuration = createConfiguration({
       baseServer: new ServerConfiguration(server, {}),
-      authMethods: { default: kc },
+      // With HTTP/2 only the headers are needed: client-node's own authentication also reads
+      // the TLS files and builds an undici Agent for every request.
+      authMethods: { default: this.h2 ? { getName: () => "kubeconfig", applySecurityAuthentication: (ctx: RequestContext) => this.authenticate(ctx) } : kc },
       httpApi,
       middleware: [setHeaderMiddleware("User-Agent", USER_AGENT)],
     });
@@ -552,7 +563,7 @@ class Client implements KubeClient {
   async fetch(pathOrUrl: string, init: KubeFetchInit = {}): Promise<KubeResponse> {
     const url = /^https?:\/\//.test(pathOrUrl) ? pathOrUrl : `${this.server}${pathOrUrl.startsWith("/") ? "" : "/"}${pathOrUrl}`;
     const ctx = new RequestContext(url, init.method ?? HttpMethod.GET);
-    await this.kc.applySecurityAuthentication(ctx);
+    await (this.h2 ? this.authenticate(ctx) : this.kc.applySecurityAuthentication(ctx));
     const headers = { "User-Agent": USER_AGENT, ...ctx.getHeaders(), ...init.headers };
     return this.send(url, init.method ?? HttpMethod.GET, headers, init.body, init.signal, ctx.getDispatcher(), init.timeoutMs);
   }
@@ -593,6 +604,18 @@ class Client implements KubeClient {
     return v;
   }
 
+  /** The kubeconfig user's headers (basic auth, bearer token or token file, impersonation), as client-node sets them. */
+  private async authenticate(ctx: RequestContext): Promise<void> {
+    const user = this.kc.getCurrentUser();
+    if (!user) return;
+    if (user.username) ctx.setHeaderParam("Authorization", `Basic ${Buffer.from(`${user.username}:${user.password}`).toString("base64")}`);
+    if (user.impersonateUser) ctx.setHeaderParam("Impersonate-User", user.impersonateUser);
+    const opts: { headers: Record<string, string> } = { headers: {} };
+    // Public in client-node's JavaScript (token, token file, auth providers), not in its types.
+    await (this.kc as unknown as { applyAuthorizationHeader(o: object): Promise<void> }).applyAuthorizationHeader(opts);
+    for (const [k, v] of Object.entries(opts.headers)) ctx.setHeaderParam(k, v);
+  }
+
   private count(method: string, url: string): void {
     const verb = verbOf(method, url);
     this.counters.byVerb[verb] = (this.counters.byVerb[verb] ?? 0) + 1;
@@ -619,7 +642,19 @@ class Client implements KubeClient {
     const cred = this.exec ? await this.exec.get(timeout ? sig : anySignal(signal, deadlineSignal(this.requestTimeoutMs))) : undefined;
     const sent = cred?.token && !("Authorization" in headers || "authorization" in headers) ? { ...headers, Authorization: `Bearer ${cred.token}` } : headers;
     let res: KubeResponse;
-    if (isBun) {
+    if (this.h2 && url.startsWith(this.h2.origin + "/")) {
+      const certKey = cred?.cert ? `${cred.cert}\n${cred.key ?? ""}` : "";
+      res = await this.h2.transport.request({
+        method,
+        path: url.slice(this.h2.origin.length),
+        headers: sent,
+        ...(b !== undefined ? { body: b } : {}),
+        ...(sig ? { signal: sig } : {}),
+        stream: isWatch,
+        tlsKey: certKey,
+        tls: () => this.h2Tls(cred?.cert, cred?.key),
+      });
+    } else if (isBun) {
       const tls = await this.bunTls();
       const init: Record<string, unknown> = { method, headers: sent, body: b, signal: sig, tls: cred?.cert ? { ...tls, cert: cred.cert, key: cred.key } : tls };
       if (this.proxyUrl) init.proxy = this.proxyUrl;
@@ -637,6 +672,20 @@ class Client implements KubeClient {
       return this.send(url, method, headers, body, signal, dispatcher, timeoutMs, false);
     }
     return res;
+  }
+
+  /** TLS options of a new HTTP/2 connection: the kubeconfig's (files read now), with an exec plugin's certificate if it gave one. */
+  private async h2Tls(cert: string | undefined, key: string | undefined): Promise<H2Tls> {
+    const { ca, cert: kcCert, key: kcKey, rejectUnauthorized, serverName } = await this.readBunTls();
+    const tls: H2Tls = {};
+    if (ca) tls.ca = Array.isArray(ca) ? ca.join("\n") : ca;
+    const c = cert ?? kcCert;
+    const k = cert ? key : kcKey;
+    if (c) tls.cert = c;
+    if (k) tls.key = k;
+    if (rejectUnauthorized !== undefined) tls.rejectUnauthorized = rejectUnauthorized;
+    if (serverName) tls.servername = serverName;
+    return tls;
   }
 
   private certDispatcherCache: { cert: string; dispatcher: Promise<unknown> } | undefined;
