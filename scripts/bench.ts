@@ -11,7 +11,7 @@ import { Dispatch, type TaskRecord } from "./lib/dispatch.ts";
 import { Kube, nowMs } from "./lib/kube.ts";
 import { ObserverThread } from "./lib/observer-thread.ts";
 import { clockTicksPerSecond, ProcessTreeSampler } from "./lib/procs.ts";
-import { counterIncrease, gaugeAboveBaseline, parsePromText, type Sample } from "./lib/prom.ts";
+import { counterIncrease, gaugeAboveBaseline, histogramQuantile, parsePromText, type Sample } from "./lib/prom.ts";
 import {
   ADMIN_KUBECONFIG,
   createWorkerNamespace,
@@ -141,7 +141,7 @@ async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<n
     auditLog = api.auditLog;
     say(`  ${api.url} (pid ${api.pid}, log ${api.logFile})`);
   }
-  const metrics = async () => parsePromText(await metricsKube.text("/metrics", 15_000), ["apiserver_request_total", "apiserver_longrunning_requests"]);
+  const metrics = async () => parsePromText(await metricsKube.text("/metrics", 15_000), ["apiserver_request_total", "apiserver_longrunning_requests", "apiserver_request_duration_seconds_bucket"]);
 
   const apiKey = `bench-${crypto.randomUUID()}`;
   const dispatch = await Dispatch.start(apiKey);
@@ -342,6 +342,23 @@ async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<n
       ? `API requests: increase of apiserver_request_total on the worker's dedicated kube-apiserver (${Math.round(details.requestTotal ?? 0)} requests), jobs/pods/events/secrets, namespaced`
       : "API requests: increase of apiserver_request_total on the shared sandbox apiserver, namespaced requests the worker's Role allows; approximate: includes other clients' requests of those kinds (the garbage collector's GETs, concurrent tests)",
   );
+  if (o.attribution === "dedicated") {
+    // The API server's own time for the worker's creates: what of the creation latency is its own.
+    const postJobs = counterIncrease(before, after, "apiserver_request_duration_seconds_bucket", (l) => l.verb === "POST" && l.resource === "jobs" && l.scope === "namespace");
+    const buckets = new Map<number, number>();
+    for (const b of postJobs) {
+      const le = b.labels.le === "+Inf" ? Infinity : Number(b.labels.le);
+      buckets.set(le, (buckets.get(le) ?? 0) + b.value);
+    }
+    const list = [...buckets].map(([le, count]) => ({ le, count }));
+    const ms = (q: number) => {
+      const v = histogramQuantile(q, list);
+      return v === undefined ? "-" : (v * 1000).toFixed(0);
+    };
+    notes.push(
+      `API server's own time for POST jobs (apiserver_request_duration_seconds, ${buckets.get(Infinity) ?? 0} requests), ms p50 / p95 / p99: ${ms(0.5)} / ${ms(0.95)} / ${ms(0.99)}`,
+    );
+  }
   if (auditLog) {
     const audit = auditCounts(auditText.split("\n"), username);
     const auditResource = Object.entries(audit).filter(([k]) => WORKER_RESOURCES.has((k.split(" ")[1] ?? "").split("/")[0]!));

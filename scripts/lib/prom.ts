@@ -157,3 +157,27 @@ export function verbResourceKey(labels: Labels): string {
   const sub = labels.subresource ?? "";
   return `${labels.verb ?? "?"} ${resource}${sub ? `/${sub}` : ""}`;
 }
+
+/**
+ * The q-quantile (0..1) of a histogram from the increases of its `_bucket` series (cumulative
+ * counts by `le`), interpolating linearly within the bucket as Prometheus' histogram_quantile
+ * does. Undefined without observations; the largest finite bound when it falls in +Inf.
+ */
+export function histogramQuantile(q: number, buckets: readonly { le: number; count: number }[]): number | undefined {
+  const sorted = [...buckets].sort((a, b) => a.le - b.le);
+  const total = sorted.at(-1)?.count ?? 0;
+  if (total <= 0) return undefined;
+  const rank = q * total;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const b of sorted) {
+    if (b.count >= rank) {
+      if (b.le === Infinity) return prevLe;
+      const inBucket = b.count - prevCount;
+      return inBucket <= 0 ? b.le : prevLe + ((b.le - prevLe) * (rank - prevCount)) / inBucket;
+    }
+    prevLe = b.le;
+    prevCount = b.count;
+  }
+  return prevLe;
+}

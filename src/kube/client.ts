@@ -506,6 +506,8 @@ class Client implements KubeClient {
   private readonly exec: ExecCredentialProvider | undefined;
   /** The HTTP/2 path, unless the server is plain http or reached through a proxy. */
   private readonly h2: { origin: string; transport: H2Transport } | undefined;
+  /** Authenticate with headers only (no per-request undici dispatcher). */
+  private readonly headersOnly: boolean;
   constructor(
     kc: KubeConfig,
     source: string,
@@ -526,12 +528,15 @@ class Client implements KubeClient {
     this.requestTimeoutMs = requestTimeoutMs;
     this.proxyUrl = proxyUrl;
     this.exec = exec;
-    // HTTP/2 (h2.ts) to an https server without a proxy-url; through a proxy, each runtime's
-    // fetch (which tunnels through HTTP CONNECT, or SOCKS on Node and Deno) as before.
-    if (server.startsWith("https://") && !proxyUrl) {
+    // Node and Deno: HTTP/2 (h2.ts) to an https server without a proxy-url; through a proxy,
+    // undici (which tunnels through HTTP CONNECT or SOCKS). Bun: its fetch, which multiplexes
+    // over HTTP/2 when started with --experimental-http2-fetch (the compiled binary is).
+    if (!isBun && server.startsWith("https://") && !proxyUrl) {
       const origin = new URL(server).origin;
       this.h2 = { origin, transport: new H2Transport(origin) };
     }
+    // Only undici needs client-node's dispatcher; Bun's fetch and h2.ts take the TLS material themselves.
+    this.headersOnly = isBun || this.h2 !== undefined;
     const httpApi = wrapHttpLibrary({
       send: async (req: RequestContext): Promise<ResponseContext> => {
         const res = await this.send(req.getUrl(), req.getHttpMethod(), req.getHeaders(), req.getBody(), req.getSignal(), req.getDispatcher(), undefined);
@@ -548,9 +553,9 @@ class Client implements KubeClient {
     });
     this.configuration = createConfiguration({
       baseServer: new ServerConfiguration(server, {}),
-      // With HTTP/2 only the headers are needed: client-node's own authentication also reads
-      // the TLS files and builds an undici Agent for every request.
-      authMethods: { default: this.h2 ? { getName: () => "kubeconfig", applySecurityAuthentication: (ctx: RequestContext) => this.authenticate(ctx) } : kc },
+      // client-node's own authentication also reads the TLS files and builds an undici Agent
+      // for every request; only undici needs that.
+      authMethods: { default: this.headersOnly ? { getName: () => "kubeconfig", applySecurityAuthentication: (ctx: RequestContext) => this.authenticate(ctx) } : kc },
       httpApi,
       middleware: [setHeaderMiddleware("User-Agent", USER_AGENT)],
     });
@@ -563,7 +568,7 @@ class Client implements KubeClient {
   async fetch(pathOrUrl: string, init: KubeFetchInit = {}): Promise<KubeResponse> {
     const url = /^https?:\/\//.test(pathOrUrl) ? pathOrUrl : `${this.server}${pathOrUrl.startsWith("/") ? "" : "/"}${pathOrUrl}`;
     const ctx = new RequestContext(url, init.method ?? HttpMethod.GET);
-    await (this.h2 ? this.authenticate(ctx) : this.kc.applySecurityAuthentication(ctx));
+    await (this.headersOnly ? this.authenticate(ctx) : this.kc.applySecurityAuthentication(ctx));
     const headers = { "User-Agent": USER_AGENT, ...ctx.getHeaders(), ...init.headers };
     return this.send(url, init.method ?? HttpMethod.GET, headers, init.body, init.signal, ctx.getDispatcher(), init.timeoutMs);
   }

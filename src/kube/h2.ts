@@ -1,6 +1,8 @@
-// HTTP/2 to the API server over the runtime's `node:http2` (Bun, Deno and Node all have it):
-// every request of a kind shares one TCP+TLS connection, as client-go does, instead of one
-// connection (and one TLS handshake) per request in flight. Two sessions per client: one for
+// HTTP/2 to the API server over `node:http2`, under Node and Deno: every request of a kind
+// shares one TCP+TLS connection, as client-go does, instead of one connection (and one TLS
+// handshake) per request in flight. Not under Bun: its node:http2 client sends no WINDOW_UPDATE
+// for a stream (Bun 1.4.5: a 4 MB list or 1 MB of watch events stalls for good); Bun's own
+// fetch speaks HTTP/2 instead (client.ts). Two sessions per client: one for
 // ordinary requests, one for watches and followed logs, so long-lived streams can never take
 // the stream slots or the connection's flow-control window that a create needs.
 import { STATUS_CODES } from "node:http";

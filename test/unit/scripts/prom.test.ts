@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { counterIncrease, gaugeAboveBaseline, parsePromText, seriesKey, sumBy, verbResourceKey } from "../../../scripts/lib/prom.ts";
+import { counterIncrease, gaugeAboveBaseline, histogramQuantile, parsePromText, seriesKey, sumBy, verbResourceKey } from "../../../scripts/lib/prom.ts";
 
 // Shapes as kube-apiserver v1.34 writes them.
 const BEFORE = `# HELP apiserver_request_total [STABLE] Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code.
@@ -85,5 +85,23 @@ describe("keys", () => {
   test("verbResourceKey", () => {
     expect(verbResourceKey({ verb: "GET", resource: "pods", subresource: "log" })).toBe("GET pods/log");
     expect(verbResourceKey({ verb: "WATCH", resource: "jobs", subresource: "" })).toBe("WATCH jobs");
+  });
+});
+
+describe("histogramQuantile", () => {
+  // apiserver_request_duration_seconds_bucket increases: 10 requests ≤ 50 ms, 30 more ≤ 100 ms, 40 in all.
+  const buckets = [
+    { le: 0.025, count: 0 },
+    { le: 0.05, count: 10 },
+    { le: 0.1, count: 40 },
+    { le: Infinity, count: 40 },
+  ];
+  test("interpolates within the bucket that holds the rank", () => {
+    expect(histogramQuantile(0.5, buckets)).toBeCloseTo(0.05 + 0.05 * (10 / 30), 6);
+    expect(histogramQuantile(0.25, buckets)).toBeCloseTo(0.05, 6);
+  });
+  test("a rank in +Inf answers the largest finite bound; no observations answers undefined", () => {
+    expect(histogramQuantile(0.99, [...buckets.slice(0, 3), { le: Infinity, count: 50 }])).toBe(0.1);
+    expect(histogramQuantile(0.5, [{ le: 0.1, count: 0 }, { le: Infinity, count: 0 }])).toBeUndefined();
   });
 });
