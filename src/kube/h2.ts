@@ -42,6 +42,7 @@ const DEFAULT_MAX_STREAMS = 100;
 const SESSION_WINDOW = 32 << 20;
 /** Per-stream receive window (a paused watch holds at most this much). */
 const STREAM_WINDOW = 1 << 20;
+const PING_TIMEOUT_MS = 5_000;
 const FORBIDDEN_HEADERS = new Set(["connection", "keep-alive", "transfer-encoding", "host", "upgrade", "proxy-connection", "content-length"]);
 
 interface Session {
@@ -51,6 +52,8 @@ interface Session {
   /** Resolves once the server's SETTINGS arrived (its stream limit is known). */
   readonly ready: Promise<void>;
   active: number;
+  /** A PING is out (probe()). */
+  probing?: boolean;
   /** No new streams (GOAWAY, error, close, or replaced by another TLS identity). */
   closed: boolean;
 }
@@ -58,7 +61,7 @@ interface Session {
 /** One lane (ordinary requests, or long-lived streams): its current session and the requests waiting for a stream slot. */
 class Lane {
   private current: Session | undefined;
-  private readonly waiting: { tlsKey: string; wake: () => void }[] = [];
+  private readonly waiting: { wake: () => void }[] = [];
   private readonly authority: string;
   constructor(authority: string) {
     this.authority = authority;
@@ -87,7 +90,16 @@ class Lane {
         if (s.active++ === 0) s.session!.ref();
         return s;
       }
-      await raceSignal(new Promise<void>((wake) => this.waiting.push({ tlsKey: req.tlsKey, wake })), req.signal);
+      const waiter = { wake: () => {} };
+      const woken = new Promise<void>((wake) => (waiter.wake = wake));
+      this.waiting.push(waiter);
+      try {
+        await raceSignal(woken, req.signal);
+      } finally {
+        // An aborted waiter must not take the wake-up meant for the next one.
+        const i = this.waiting.indexOf(waiter);
+        if (i >= 0) this.waiting.splice(i, 1);
+      }
     }
   }
 
@@ -96,6 +108,29 @@ class Lane {
     if (--s.active === 0) s.session?.unref();
     if (s === this.current || s.closed) this.waiting.shift()?.wake();
     if (s.closed && s.active === 0) s.session?.close();
+  }
+
+  /**
+   * A request timed out: is the connection still alive? A PING unanswered within 5 s means a
+   * dead connection (no RST ever came); drop it so the next request connects anew.
+   */
+  probe(s: Session): void {
+    const session = s.session;
+    if (!session || s.closed || s.probing) return;
+    s.probing = true;
+    const timer = setTimeout(() => {
+      this.retire(s);
+      session.destroy(new Error("the API server did not answer an HTTP/2 PING within 5 s"));
+    }, PING_TIMEOUT_MS);
+    const ok = session.ping((err) => {
+      clearTimeout(timer);
+      s.probing = false;
+      if (err) this.retire(s);
+    });
+    if (!ok) {
+      clearTimeout(timer);
+      s.probing = false;
+    }
   }
 
   private retire(s: Session): void {
@@ -158,7 +193,7 @@ export class H2Transport {
     for (let attempt = 0; ; attempt++) {
       const s = await lane.acquire(req);
       try {
-        return await send(s, req, () => lane.release(s));
+        return await send(s, req, () => lane.release(s), () => lane.probe(s));
       } catch (err) {
         if (attempt === 0 && (err as { code?: unknown }).code === "ERR_HTTP2_STREAM_ERROR" && /REFUSED_STREAM/.test(String((err as Error).message))) continue;
         throw err;
@@ -192,7 +227,7 @@ function raceSignal<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<
 }
 
 /** Sends one request on a session slot; `done` frees the slot when the stream ends, however it ends. */
-function send(s: Session, req: H2Request, done: () => void): Promise<KubeResponse> {
+function send(s: Session, req: H2Request, done: () => void, timedOut: () => void): Promise<KubeResponse> {
   const headers: http2.OutgoingHttpHeaders = { ":method": req.method, ":path": req.path };
   for (const [k, v] of Object.entries(req.headers)) {
     const name = k.toLowerCase();
@@ -217,7 +252,9 @@ function send(s: Session, req: H2Request, done: () => void): Promise<KubeRespons
   stream.once("close", release);
   const res = new H2Response(stream, !req.stream);
   const onAbort = () => {
-    res.fail(req.signal!.reason);
+    const reason = req.signal!.reason;
+    if ((reason as { name?: unknown } | undefined)?.name === "TimeoutError") timedOut();
+    res.fail(reason);
     if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
   };
   req.signal?.addEventListener("abort", onAbort, { once: true });
