@@ -344,7 +344,7 @@ async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<n
   );
   if (o.attribution === "dedicated") {
     // The API server's own time for the worker's creates: what of the creation latency is its own.
-    const postJobs = counterIncrease(before, after, "apiserver_request_duration_seconds_bucket", (l) => l.verb === "POST" && l.resource === "jobs" && l.scope === "namespace");
+    const postJobs = counterIncrease(before, after, "apiserver_request_duration_seconds_bucket", (l) => l.verb === "POST" && l.resource === "jobs" && l.dry_run === "");
     const buckets = new Map<number, number>();
     for (const b of postJobs) {
       const le = b.labels.le === "+Inf" ? Infinity : Number(b.labels.le);
