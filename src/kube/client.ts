@@ -28,6 +28,7 @@ import {
 } from "@kubernetes/client-node";
 import { fetch as undiciFetch } from "undici";
 import { type ExecConfig, ExecCredentialProvider } from "./exec-credential.ts";
+import { h1Stream } from "./h1-stream.ts";
 import { H2Transport, type H2Tls } from "./h2.ts";
 
 const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -530,7 +531,8 @@ class Client implements KubeClient {
     this.exec = exec;
     // Node and Deno: HTTP/2 (h2.ts) to an https server without a proxy-url; through a proxy,
     // undici (which tunnels through HTTP CONNECT or SOCKS). Bun: its fetch, which multiplexes
-    // over HTTP/2 when started with --experimental-http2-fetch (the compiled binary is).
+    // over HTTP/2 when started with --experimental-http2-fetch (the compiled binary is), and
+    // each watch on its own HTTP/1.1 connection (h1-stream.ts says why).
     if (!isBun && server.startsWith("https://") && !proxyUrl) {
       const origin = new URL(server).origin;
       this.h2 = { origin, transport: new H2Transport(origin) };
@@ -659,6 +661,8 @@ class Client implements KubeClient {
         tlsKey: certKey,
         tls: () => this.h2Tls(cred?.cert, cred?.key),
       });
+    } else if (isBun && isWatch && method === "GET" && url.startsWith("https://") && !this.proxyUrl) {
+      res = await h1Stream(url, sent, await this.h2Tls(cred?.cert, cred?.key), sig);
     } else if (isBun) {
       const tls = await this.bunTls();
       const init: Record<string, unknown> = { method, headers: sent, body: b, signal: sig, tls: cred?.cert ? { ...tls, cert: cred.cert, key: cred.key } : tls };
