@@ -9,7 +9,8 @@ import type { IncomingMessage } from "node:http";
 import type { KubeResponse } from "./client.ts";
 import type { H2Tls } from "./h2.ts";
 
-const agent = new https.Agent({ keepAlive: true });
+// No keep-alive: a watch that ended leaves no idle connection behind (a new watch is seldom).
+const agent = new https.Agent({ keepAlive: false });
 
 /** One streaming GET (a watch) on its own HTTP/1.1 connection; the body is read with backpressure. */
 export function h1Stream(url: string, headers: Record<string, string>, tls: H2Tls, signal: AbortSignal | undefined): Promise<KubeResponse> {
