@@ -657,7 +657,8 @@ class Client implements KubeClient {
         headers: sent,
         ...(b !== undefined ? { body: b } : {}),
         ...(sig ? { signal: sig } : {}),
-        stream: isWatch,
+        // Watches and log reads (no deadline of their own) are read as streams, not buffered whole.
+        stream: isWatch || deadline === null,
         tlsKey: certKey,
         tls: () => this.h2Tls(cred?.cert, cred?.key),
       });
