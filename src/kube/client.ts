@@ -481,6 +481,8 @@ export function checkReachable(client: KubeClient, opts?: { timeoutMs?: number }
 // The HTTP path
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+/** Requests in flight through Bun's fetch (bunSlot says why), below kube-apiserver's 100 streams per connection. */
+const BUN_MAX_IN_FLIGHT = 64;
 
 interface BunTls {
   ca?: string | string[];
@@ -668,7 +670,12 @@ class Client implements KubeClient {
       const tls = await this.bunTls();
       const init: Record<string, unknown> = { method, headers: sent, body: b, signal: sig, tls: cred?.cert ? { ...tls, cert: cred.cert, key: cred.key } : tls };
       if (this.proxyUrl) init.proxy = this.proxyUrl;
-      res = (await globalThis.fetch(url, init as RequestInit)) as unknown as KubeResponse;
+      const release = await this.bunSlot(sig);
+      try {
+        res = (await globalThis.fetch(url, init as RequestInit)) as unknown as KubeResponse;
+      } finally {
+        release();
+      }
     } else {
       const init: Record<string, unknown> = { method, headers: sent, body: b, signal: sig };
       const d = cred?.cert ? await this.certDispatcher(cred.cert, cred.key ?? "") : dispatcher;
@@ -682,6 +689,40 @@ class Client implements KubeClient {
       return this.send(url, method, headers, body, signal, dispatcher, timeoutMs, false);
     }
     return res;
+  }
+
+  private bunInFlight = 0;
+  private readonly bunWaiting: (() => void)[] = [];
+
+  /**
+   * A place among Bun's requests in flight (until the response head). Bun's HTTP/2 fetch opens
+   * another connection once one has as many streams as the server allows (kube-apiserver: 100);
+   * fewer in flight keep it on one. Beyond that the API server would only queue them anyway.
+   */
+  private async bunSlot(signal: AbortSignal | undefined): Promise<() => void> {
+    while (this.bunInFlight >= BUN_MAX_IN_FLIGHT) {
+      signal?.throwIfAborted();
+      let wake!: () => void;
+      const woken = new Promise<void>((r) => (wake = r));
+      this.bunWaiting.push(wake);
+      const onAbort = () => wake();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      await woken;
+      signal?.removeEventListener("abort", onAbort);
+      const i = this.bunWaiting.indexOf(wake);
+      if (i >= 0) this.bunWaiting.splice(i, 1);
+      // Aborted, perhaps just after a release woke it: pass the wake-up on (a spare one only makes the next look again).
+      else if (signal?.aborted) this.bunWaiting.shift()?.();
+    }
+    signal?.throwIfAborted();
+    this.bunInFlight++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.bunInFlight--;
+      this.bunWaiting.shift()?.();
+    };
   }
 
   /** TLS options of a new HTTP/2 connection: the kubeconfig's (files read now), with an exec plugin's certificate if it gave one. */
