@@ -3,14 +3,20 @@
 // OCI archive scripts/image wrote and checks what a runtime reads from it (user,
 // entrypoint, env, labels, what the chart's probes need), then runs the binary from the
 // image's root file system as uid 10001 with a read-only root, no capabilities and /tmp on
-// a fresh tmpfs: the chart's pod security settings. Needs root, as scripts/image does.
+// a fresh tmpfs: the chart's pod security settings. Last, `oz-worker run` from the image
+// with the chart's args, env and config, as the chart's ServiceAccount of the sandbox,
+// against a dispatch server. Needs root, as scripts/image does.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { ensureHelm, type Rendered, renderSeedInstall, repoRoot } from "../support/helm.ts";
-import { type BuiltImage, buildImage, run, runAsPod, sha256, type UnpackedImage, unpackOciArchive } from "../support/image.ts";
+import { stringify } from "yaml";
+import { type DispatchServer, startDispatchServer } from "../support/dispatch.ts";
+import { ensureHelm, type K8sObject, type Rendered, renderSeedInstall, renderWith, repoRoot, SEED_SET } from "../support/helm.ts";
+import { type BuiltImage, buildImage, run, killPod, runAsPod, sha256, signalPod, startAsPod, type UnpackedImage, unpackOciArchive } from "../support/image.ts";
+import { ensureSandbox, freshNamespace, kubectlApply, type Namespace, serviceAccountKubeconfig } from "../support/sandbox.ts";
+import { waitFor } from "../support/wait.ts";
 
 setDefaultTimeout(60_000);
 
@@ -30,9 +36,14 @@ beforeAll(async () => {
   chart = await renderSeedInstall();
 }, 20 * 60_000);
 
-afterAll(() => {
+let dispatch: DispatchServer | undefined;
+let namespace: Namespace | undefined;
+
+afterAll(async () => {
+  await dispatch?.stop();
+  await namespace?.cleanup();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
-});
+}, 60_000);
 
 /** The chart's worker container mount of its ConfigMap volume. */
 function configMountPath(): string {
@@ -172,4 +183,89 @@ describe("under the chart's pod security settings", () => {
     const list = JSON.parse(res.stdout) as { items: { kind: string }[] };
     expect(list.items.map((i) => i.kind)).toContain("Job");
   });
+});
+
+/** `args` with `flag`'s value replaced, or the pair appended. */
+function withFlag(args: string[], flag: string, value: string): string[] {
+  const at = args.indexOf(flag);
+  return at === -1 ? [...args, flag, value] : args.map((a, i) => (i === at + 1 ? value : a));
+}
+
+describe("oz-worker run from the image, as the chart's pod", () => {
+  test(
+    "with the chart's args, env, config and ServiceAccount it passes its startup preflight, connects and turns ready; SIGTERM stops it",
+    async () => {
+      await ensureSandbox();
+      dispatch = await startDispatchServer();
+      namespace = await freshNamespace("image-run");
+      const ns = namespace.name;
+      const workerId = `image-run-${Date.now().toString(36)}`;
+      const r = await renderWith({ namespace: ns }, ...SEED_SET, "--set", `worker.workerId=${workerId}`);
+      await kubectlApply(r.objects.filter((o: K8sObject) => ["ServiceAccount", "Role", "RoleBinding"].includes(o.kind)));
+      const kubeconfig = readFileSync(await serviceAccountKubeconfig(ns, r.one("ServiceAccount").metadata.name), "utf8");
+
+      // The pod reaches the API server in-cluster; outside a cluster the only change to the
+      // chart's config is a kubeconfig beside it. The pod has its own network namespace and
+      // this harness shares the machine's, so the health server binds loopback, not 0.0.0.0.
+      const mountPath = configMountPath();
+      const config = r.config() as { backend: { kubernetes: Record<string, unknown> } };
+      config.backend.kubernetes.kubeconfig = `${mountPath}/kubeconfig`;
+      const container = r.container();
+      let args = withFlag(container.args, "--health-addr", "127.0.0.1:0");
+      args = withFlag(args, "--web-socket-url", dispatch.wsUrl);
+      args = withFlag(args, "--log-format", "json");
+      const env = Object.fromEntries(container.env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value as string]));
+      expect(container.env.find((e) => e.name === "WARP_API_KEY")?.valueFrom).toBeDefined();
+
+      const proc = startAsPod(image, scratch, {
+        args,
+        env: { ...env, WARP_API_KEY: dispatch.apiKey },
+        files: { mountPath, contents: { "config.yaml": stringify(config), kubeconfig } },
+      });
+      let output = "";
+      const readers = [proc.stdout, proc.stderr].map(async (stream) => {
+        for await (const chunk of stream.pipeThrough(new TextDecoderStream())) output += chunk;
+      });
+      const logs = () => output.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { msg: string; url?: string; status?: string; check?: string });
+      // A worker that exits fails the waits at once instead of at their deadlines.
+      const exited = proc.exited.then((code) => Promise.reject(new Error(`the worker exited ${code}`)));
+      exited.catch(() => {});
+      const unlessExited = <T>(wait: Promise<T>) => Promise.race([wait, exited]);
+      try {
+        const listening = await unlessExited(
+          waitFor(() => logs().find((l) => l.msg === "health endpoints listening"), { what: "the worker's health endpoints", timeoutMs: 60_000 }),
+        );
+        await unlessExited(
+          waitFor(() => logs().some((l) => l.msg === "Connected to Oz. Listening for tasks"), { what: "the worker to connect", timeoutMs: 60_000 }),
+        );
+        expect(logs().filter((l) => l.msg.startsWith("preflight ") && l.status !== undefined).map((l) => `${l.check} ${l.status}`)).toEqual([
+          "connection pass",
+          "permissions pass",
+          "dry-run pass",
+          "preflight-job pass",
+        ]);
+        const ready = await waitFor(
+          async () => {
+            const res = await fetch(`${listening.url}/readyz`);
+            return res.status === 200 ? ((await res.json()) as { status: string }) : undefined;
+          },
+          { what: "/readyz to answer 200", timeoutMs: 30_000 },
+        );
+        expect(ready.status).toBe("ready");
+        expect((await dispatch.workers()).map((w) => w.worker_id)).toContain(workerId);
+      } catch (err) {
+        killPod(proc);
+        await Promise.all(readers);
+        throw new Error(`${(err as Error).message}\nworker output:\n${output}`);
+      }
+      const stopping = performance.now();
+      signalPod(proc, "SIGTERM");
+      expect(await proc.exited).toBe(0);
+      // The chart's terminationGracePeriodSeconds is 30.
+      expect(performance.now() - stopping).toBeLessThan(30_000);
+      await Promise.all(readers);
+      expect(logs().some((l) => l.msg.startsWith("stop requested"))).toBe(true);
+    },
+    5 * 60_000,
+  );
 });

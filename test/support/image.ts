@@ -11,7 +11,7 @@
 // re-implementation.
 
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { repoRoot } from "./helm.ts";
 
@@ -160,6 +160,7 @@ export interface PodRun {
   files?: { mountPath: string; contents: Record<string, string> };
   /** Added to the image's Env, as a container's `env` is. */
   env?: Record<string, string>;
+  /** For runAsPod: SIGKILL after this long (default 60 s). */
   timeoutMs?: number;
 }
 
@@ -184,23 +185,62 @@ function userFlags(user: string | undefined): string[] {
   return ["--reuid", match[1] as string, "--regid", match[2] as string, "--clear-groups"];
 }
 
+/** Runs the image's program as the pod would and waits for it to exit. */
 export async function runAsPod(image: UnpackedImage, scratch: string, opts: PodRun): Promise<Result> {
+  const proc = startAsPod(image, scratch, opts);
+  const timer = setTimeout(() => killPod(proc), opts.timeoutMs ?? 60_000);
+  try {
+    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    return { code, stdout, stderr };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Starts the image's program as the pod would. Stop it with `signalPod`. */
+export function startAsPod(image: UnpackedImage, scratch: string, opts: PodRun) {
+  return Bun.spawn(podArgv(image, scratch, opts), { cwd: repoRoot, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+}
+
+/**
+ * Kills the program and so its whole PID namespace, then the harness. (unshare's
+ * --kill-child does not survive the program's change of user.)
+ */
+export function killPod(harness: { pid: number; kill(signal: NodeJS.Signals): void }): void {
+  try {
+    signalPod(harness, "SIGKILL");
+  } catch {
+    // Already gone.
+  }
+  harness.kill("SIGKILL");
+}
+
+/**
+ * Sends `signal` to the program, PID 1 of its PID namespace, as the kubelet signals a
+ * container's first process (unshare, which started it, does not pass signals on).
+ */
+export function signalPod(harness: { pid: number }, signal: NodeJS.Signals): void {
+  const children = readFileSync(`/proc/${harness.pid}/task/${harness.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
+  if (children.length !== 1) throw new Error(`expected one process under the harness (pid ${harness.pid}), found ${children.length}`);
+  process.kill(Number(children[0]), signal);
+}
+
+function podArgv(image: UnpackedImage, scratch: string, opts: PodRun): string[] {
   const { config } = image.config;
   let filesDir = "";
   if (opts.files) {
-    filesDir = path.join(scratch, `files-${Date.now()}`);
-    mkdirSync(filesDir, { recursive: true });
+    filesDir = mkdtempSync(path.join(scratch, "files-"));
+    chmodSync(filesDir, 0o755);
     for (const [name, text] of Object.entries(opts.files.contents)) writeFileSync(path.join(filesDir, name), text, { mode: 0o644 });
     // The runtime creates a volume's mount point in the root before making it read-only.
     mkdirSync(path.join(image.rootfs, opts.files.mountPath), { recursive: true });
   }
   const env = [...(config.Env ?? []), ...Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`)];
   const program = [...(opts.command ?? config.Entrypoint ?? []), ...opts.args];
-  const argv = [
+  return [
     "unshare", "--mount", "--pid", "--fork", "--kill-child", "sh", "-c", HARNESS, "harness",
     image.rootfs, filesDir, opts.files?.mountPath ?? "",
     "/usr/bin/setpriv", ...userFlags(config.User), "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
     "/usr/bin/env", "-i", "--chdir", config.WorkingDir || "/", ...env, ...program,
   ];
-  return run(argv, { timeoutMs: opts.timeoutMs ?? 60_000 });
 }
