@@ -55,12 +55,14 @@ function configMountPath(): string {
 }
 
 /** The commit part of the tag scripts/image gave: `<version>-<commit>`. */
-const refCommit = () => built.ref.slice(built.ref.lastIndexOf(`:${pkg.version}-`) + pkg.version.length + 2);
+const refCommit = () => built.tag.slice(pkg.version.length + 1);
 
 describe("scripts/image", () => {
   test("prints the archive, its size, the manifest digest, and the image reference as its last line", async () => {
     const head = (await run(["git", "rev-parse", "--short=12", "HEAD"], { timeoutMs: 10_000 })).stdout.trim();
     expect(built.ref).toMatch(new RegExp(`^localhost/oz-worker:${pkg.version.replaceAll(".", "\\.")}-${head}(-dirty)?$`));
+    expect(`${built.repository}:${built.tag}`).toBe(built.ref);
+    expect(built.repository).toBe("localhost/oz-worker");
     expect(built.archiveBytes).toBe(statSync(built.archive).size);
     expect(built.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(image.index.manifests[0]?.digest).toBe(built.digest);

@@ -41,6 +41,9 @@ export interface BuiltImage {
   digest: string;
   /** The last line, e.g. `localhost/oz-worker:0.1.0-0123456789ab`. */
   ref: string;
+  /** The ref's parts, for the chart's `image.repository` and `image.tag`. */
+  repository: string;
+  tag: string;
   stdout: string;
 }
 
@@ -60,7 +63,17 @@ export async function buildImage(options: { load?: boolean; timeoutMs?: number }
   };
   const bytes = /\((\d+) bytes\)/.exec(field("size"));
   if (!bytes) throw new Error(`scripts/image's size line has no byte count: ${field("size")}`);
-  return { archive: field("archive"), archiveBytes: Number(bytes[1]), digest: field("digest"), ref: lines.at(-1) ?? "", stdout: res.stdout };
+  const ref = lines.at(-1) ?? "";
+  const colon = ref.lastIndexOf(":");
+  return {
+    archive: field("archive"),
+    archiveBytes: Number(bytes[1]),
+    digest: field("digest"),
+    ref,
+    repository: ref.slice(0, colon),
+    tag: ref.slice(colon + 1),
+    stdout: res.stdout,
+  };
 }
 
 // ---------------------------------------------------------------------------
