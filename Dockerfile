@@ -69,4 +69,6 @@ ENV HOME=/tmp \
 WORKDIR /tmp
 USER 10001:10001
 ENTRYPOINT ["/usr/local/bin/oz-worker"]
-CMD ["run", "--config-file", "/etc/oz-worker/config.yaml"]
+# Where the chart (like the Go worker's) mounts its ConfigMap; the chart passes
+# its own args, so this serves `docker run` with that same mount.
+CMD ["run", "--config-file", "/etc/oz-agent-worker/config.yaml"]
