@@ -100,6 +100,19 @@ build_small_images() {
   oci_archive "$work/pause" sandbox.local/pause:1 "$out/pause.tar" '["/busybox","sleep","2147483647"]' null
 
   busybox_rootfs "$work/agent"
+  # The worker's root copy init container runs `tar --exclude=... | tar --no-same-owner ...`
+  # with /bin/sh: GNU tar, and dash (busybox's sh would run its own applet tar, which lacks
+  # those options), with the shared libraries they need.
+  local bin lib
+  for bin in tar dash; do
+    rm -f "$work/agent/bin/$bin"
+    cp -L "/bin/$bin" "$work/agent/bin/$bin"
+    for lib in $(ldd "/bin/$bin" | awk '$1 ~ /^\// { print $1 } $3 ~ /^\// { print $3 }'); do
+      mkdir -p "$work/agent$(dirname "$lib")"
+      cp -L "$lib" "$work/agent$lib"
+    done
+  done
+  ln -sf dash "$work/agent/bin/sh"
   printf '%s' "$AGENT_ENTRYPOINT" >"$work/agent/entrypoint.sh"
   chmod 755 "$work/agent/entrypoint.sh"
   oci_archive "$work/agent" sandbox.local/agent:1 "$out/agent.tar" '["/entrypoint.sh"]' null
@@ -149,7 +162,7 @@ cached_build() {
 ensure_images() {
   local small dev bb
   mkdir -p "$CACHE_ROOT"
-  bb="$(dpkg-query -W -f '${Version}' busybox-static 2>/dev/null || echo none)"
+  bb="$(dpkg-query -W -f '${Package} ${Version} ' busybox-static tar dash libc6 2>/dev/null || echo none)"
   small="$(cached_build images "small-v1 $bb $AGENT_ENTRYPOINT $(declare -f oci_archive busybox_rootfs build_small_images)" build_small_images agent.tar)"
   dev="$(cached_build image-dev "dev-v1 $IMAGES_SUITE $(declare -f oci_archive build_dev_image)" build_dev_image dev.tar)"
   IMAGE_ARCHIVES=("$small/pause.tar" "$small/busybox.tar" "$small/agent.tar" "$dev/dev.tar")

@@ -364,13 +364,17 @@ real_node_ready() {
   [[ "$(kc get node "$RN_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
 }
 
-real_node_import_images() {
+# Imports the image archives into containerd when they differ from the ones it has (a
+# fresh containerd, or an image whose build inputs changed).
+real_node_sync_images() {
   local archive
   ensure_images
+  [[ "$(cat "$RN/images.list" 2>/dev/null)" == "${IMAGE_ARCHIVES[*]}" ]] && return 0
   for archive in "${IMAGE_ARCHIVES[@]}"; do
-    /usr/bin/ctr --address "$RN_SOCK" -n k8s.io images import --no-unpack=false "$archive" >>"$LOGS/images.log" 2>&1 ||
+    /usr/bin/ctr --address "$RN_SOCK" -n k8s.io images import "$archive" >>"$LOGS/images.log" 2>&1 ||
       { tail -n 5 "$LOGS/images.log" >&2; die "could not import $archive into the real node's containerd"; }
   done
+  echo "${IMAGE_ARCHIVES[*]}" >"$RN/images.list"
 }
 
 # cgroup v1 (and the v2 unified tree): one parent per sandbox for kubelet's cgroupRoot.
@@ -391,10 +395,11 @@ real_node_up() {
   real_node_cgroups
   if ! healthy containerd; then
     stop_part containerd
+    rm -f "$RN/images.list"
     start_part containerd
     wait_healthy containerd 30
-    real_node_import_images
   fi
+  real_node_sync_images
   for p in kubelet kube-proxy api-relay; do
     healthy "$p" && continue
     stop_part "$p"
