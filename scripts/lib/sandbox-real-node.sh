@@ -25,6 +25,8 @@ RN_KUBELET_HEALTHZ_PORT=$((PORT_BASE + 241))
 RN_PROXY_HEALTHZ_PORT=$((PORT_BASE + 242))
 RN_PROXY_METRICS_PORT=$((PORT_BASE + 243))
 RN_SOCK="$RN/containerd/containerd.sock"
+# Which sandbox (its state folder) runs this machine's real node.
+RN_OWNER_FILE=/run/oz-worker-sandbox-real-node.owner
 RUNC_VERSION=v1.4.4
 CRICTL_VERSION=v1.34.0
 RN_PARTS=(containerd kubelet kube-proxy api-relay)
@@ -34,6 +36,27 @@ if [[ "$REAL_NODE" == 1 ]]; then
 fi
 
 is_real_part() { [[ " ${RN_PARTS[*]} " == *" $1 "* ]]; }
+
+# real_node_other_owner: prints the state folder of another sandbox whose real node runs.
+real_node_other_owner() {
+  local owner pid
+  owner="$(cat "$RN_OWNER_FILE" 2>/dev/null || true)"
+  [[ -n "$owner" && "$owner" != "$STATE" ]] || return 0
+  for pid in $(cat "$owner/run/kubelet.pid" "$owner/run/containerd.pid" 2>/dev/null); do
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "$owner"
+      return 0
+    fi
+  done
+}
+
+# Refuses a second real node on this machine, before anything starts.
+real_node_check_owner() {
+  [[ "$REAL_NODE" == 1 ]] || return 0
+  local other
+  other="$(real_node_other_owner)"
+  [[ -z "$other" ]] || die "the sandbox in $other runs the real node on this machine, and only one can (kubelet and kube-proxy own the machine's KUBE-* iptables chains): stop it, or run this sandbox with SANDBOX_REAL_NODE=0"
+}
 
 # ---------------------------------------------------------------- packages and builds
 
@@ -389,7 +412,9 @@ real_node_cgroups() {
 real_node_up() {
   [[ "$REAL_NODE" == 1 ]] || return 0
   local start=$SECONDS p
+  real_node_check_owner
   mkdir -p "$RN"
+  echo "$STATE" >"$RN_OWNER_FILE"
   [[ -f "$RN/kubelet.yaml" ]] || write_real_node_config
   real_node_network
   real_node_cgroups
@@ -422,7 +447,10 @@ real_node_up() {
 # real_node_cleanup: removes everything a real node of this sandbox made, whether or not
 # its processes still run. Safe to call when there is nothing to clean.
 real_node_cleanup() {
-  local pid i m p ipt
+  local pid i m p ipt owner
+  owner="$(cat "$RN_OWNER_FILE" 2>/dev/null || true)"
+  # nothing of ours: leave the machine (and another sandbox's real node) alone
+  if [[ ! -d "$RN" && "$owner" != "$STATE" ]] && ! ip link show "$RN_BRIDGE" >/dev/null 2>&1; then return 0; fi
   compute_node_keys 2>/dev/null || true
   # kubelet first, so it does not restart what is removed next
   alive kubelet && stop_part kubelet
@@ -453,9 +481,12 @@ real_node_cleanup() {
   if [[ -x "${NODE_BIN:-}/kube-proxy" ]] && iptables -w -t nat -S KUBE-SERVICES >/dev/null 2>&1; then
     "$NODE_BIN/kube-proxy" --cleanup --v=0 >/dev/null 2>&1 || true
   fi
+  # the KUBE-* chains are the machine's real node's: removed unless another sandbox runs it
+  local chains="$RN_CHAIN"
+  [[ -z "$(real_node_other_owner)" ]] && chains="KUBE-[A-Z0-9-]+|$RN_CHAIN"
   for ipt in iptables ip6tables; do
     command -v "$ipt" >/dev/null || continue
-    remove_chains "$ipt" "KUBE-[A-Z0-9-]+|$RN_CHAIN"
+    remove_chains "$ipt" "$chains"
   done
   # veths left on the bridge, then the bridge
   for m in $(ip -o link show master "$RN_BRIDGE" 2>/dev/null | awk -F': ' '{ print $2 }' | cut -d@ -f1); do
@@ -465,6 +496,7 @@ real_node_cleanup() {
   rm -f /var/lib/cni/results/"$RN_NETWORK"-* 2>/dev/null || true
   # the folders containerd and libcni create on first use, when nothing else uses them
   rmdir /var/lib/cni/results /var/lib/cni /run/containerd/s /run/containerd 2>/dev/null || true
+  [[ "$(cat "$RN_OWNER_FILE" 2>/dev/null)" == "$STATE" ]] && rm -f "$RN_OWNER_FILE"
   # kubelet's cgroups under this sandbox's parent, deepest first
   local d
   for d in /sys/fs/cgroup/*/"$RN_CGROUP"; do
@@ -483,7 +515,11 @@ real_node_leftovers() {
   [[ -n "$x" ]] && out+="veths: $x"$'\n'
   for ipt in iptables ip6tables; do
     command -v "$ipt-save" >/dev/null || continue
-    x="$("$ipt-save" 2>/dev/null | grep -E "KUBE-|$RN_CHAIN" || true)"
+    if [[ -n "$(real_node_other_owner)" ]]; then
+      x="$("$ipt-save" 2>/dev/null | grep -E "$RN_CHAIN" || true)"
+    else
+      x="$("$ipt-save" 2>/dev/null | grep -E "KUBE-|$RN_CHAIN" || true)"
+    fi
     [[ -n "$x" ]] && out+="$ipt rules:"$'\n'"$x"$'\n'
   done
   x="$(awk -v s="$RN" 'index($5, s) == 1 { print $5 }' /proc/self/mountinfo)"
@@ -491,6 +527,7 @@ real_node_leftovers() {
   x="$(pgrep -a -f -- "$RN/|$RN_SOCK|bind=$RN_GW" || true)"
   [[ -n "$x" ]] && out+="processes:"$'\n'"$x"$'\n'
   x="$(ls -d /var/lib/cni/results/"$RN_NETWORK"-* /sys/fs/cgroup/*/"$RN_CGROUP" 2>/dev/null || true)"
+  [[ "$(cat "$RN_OWNER_FILE" 2>/dev/null)" == "$STATE" ]] && x+="${x:+$'\n'}$RN_OWNER_FILE"
   [[ -n "$x" ]] && out+="files:"$'\n'"$x"$'\n'
   if [[ -n "$out" ]]; then
     printf '%s' "$out"
