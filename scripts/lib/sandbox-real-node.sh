@@ -459,6 +459,8 @@ real_node_cleanup() {
     timeout 60 "$TOOLS_BIN/crictl" --runtime-endpoint "unix://$RN_SOCK" --timeout 30s rmp -fa >/dev/null 2>&1 || true
   fi
   for p in containerd kube-proxy api-relay; do alive "$p" && stop_part "$p"; done
+  # the relay forks one socat per connection; those outlive the listener
+  for pid in $(pgrep -f -- "TCP-LISTEN:$APISERVER_PORT,bind=$RN_GW," || true); do kill -KILL "$pid" 2>/dev/null || true; done
   # shims and container processes that outlived containerd (a crash)
   for pid in $(pgrep -f -- "-address $RN_SOCK" || true); do kill -KILL "$pid" 2>/dev/null || true; done
   if [[ -d "$RN/runc" && -x "${TOOLS_BIN:-}/runc" ]]; then
