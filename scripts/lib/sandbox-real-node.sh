@@ -458,7 +458,7 @@ real_node_cleanup() {
   if alive containerd && [[ -x "$TOOLS_BIN/crictl" ]]; then
     timeout 60 "$TOOLS_BIN/crictl" --runtime-endpoint "unix://$RN_SOCK" --timeout 30s rmp -fa >/dev/null 2>&1 || true
   fi
-  for p in containerd kube-proxy api-relay; do alive "$p" && stop_part "$p"; done
+  stop_all containerd kube-proxy api-relay
   # the relay forks one socat per connection; those outlive the listener
   for pid in $(pgrep -f -- "TCP-LISTEN:$APISERVER_PORT,bind=$RN_GW," || true); do kill -KILL "$pid" 2>/dev/null || true; done
   # shims and container processes that outlived containerd (a crash)
