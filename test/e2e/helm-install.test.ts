@@ -13,7 +13,7 @@ import { startDispatchServer, type DispatchServer, type TaskRecord } from "../su
 import { chartDir, ensureHelm, helm, valuesFile } from "../support/helm.ts";
 import { buildImage } from "../support/image.ts";
 import { hostAddress, REAL_IMAGES, REAL_NODE_ENABLED, REAL_NODE_NAME, REAL_NODE_POD_TEMPLATE } from "../support/real-node.ts";
-import { ensureSandbox, getJson, kubectl, kubectlResult, waitFor } from "../support/sandbox.ts";
+import { ADMIN_KUBECONFIG, ensureSandbox, getJson, kubectl, kubectlResult, waitFor } from "../support/sandbox.ts";
 import { isTerminalState, terminalEvents } from "../support/worker.ts";
 
 const NS = "warp-oz";
@@ -23,6 +23,8 @@ const DEPLOYMENT = RELEASE;
 const TEST_TIMEOUT_MS = 240_000;
 
 let dispatch: DispatchServer;
+/** helm as the cluster admin (a user's kubeconfig); the worker itself uses none. */
+const helmAdmin = (...args: string[]) => helm(...args, "--kubeconfig", ADMIN_KUBECONFIG);
 let imageRef: string;
 let values: string;
 
@@ -53,8 +55,10 @@ function readyWorkerPod(except?: string, timeoutMs = 180_000): Promise<Pod> {
   );
 }
 
+/** The worker container's log (the pod's only container, whatever the chart names it). */
 async function workerLog(pod: string): Promise<string> {
-  const result = await kubectlResult(["-n", NS, "logs", pod, "-c", "worker"]);
+  const result = await kubectlResult(["-n", NS, "logs", pod]);
+  if (result.code !== 0) throw new Error(`kubectl logs ${pod} failed: ${result.stderr}`);
   return result.stdout;
 }
 
@@ -104,7 +108,7 @@ beforeAll(async () => {
   dispatch = await startDispatchServer({ host: await hostAddress() });
   // a release left by an interrupted run
   if ((await kubectlResult(["get", "namespace", NS])).code === 0) {
-    await helm("uninstall", RELEASE, "--namespace", NS, "--wait");
+    await helmAdmin("uninstall", RELEASE, "--namespace", NS, "--wait");
     await kubectl("delete", "namespace", NS, "--wait=true", "--timeout=120s");
   }
   const [repository, tag] = [imageRef.slice(0, imageRef.lastIndexOf(":")), imageRef.slice(imageRef.lastIndexOf(":") + 1)];
@@ -123,13 +127,18 @@ afterAll(async () => {
 }, 60_000);
 
 describe.skipIf(!REAL_NODE_ENABLED)("helm install on the sandbox, as the product page says", () => {
-  let firstPod: Pod;
+  let firstPod: Pod | undefined;
+  /** The tests share the release: each needs the install to have worked. */
+  const installed = (): Pod => {
+    if (!firstPod) throw new Error("the release is not installed (see the install test)");
+    return firstPod;
+  };
 
   test("install: the worker pod on the real node becomes Ready with in-cluster auth, connected, its preflight passed", async () => {
     await kubectl("create", "namespace", NS);
     await kubectl("create", "secret", "generic", "oz-agent-worker", `--from-literal=WARP_API_KEY=${dispatch.apiKey}`, "-n", NS);
     const t0 = performance.now();
-    const install = await helm("install", RELEASE, chartDir, "--namespace", NS, "--set", `worker.workerId=${WORKER_ID}`, "--set", `image.tag=${imageRef.slice(imageRef.lastIndexOf(":") + 1)}`, "-f", values);
+    const install = await helmAdmin("install", RELEASE, chartDir, "--namespace", NS, "--set", `worker.workerId=${WORKER_ID}`, "--set", `image.tag=${imageRef.slice(imageRef.lastIndexOf(":") + 1)}`, "-f", values);
     expect(install.code, install.stderr).toBe(0);
     firstPod = await readyWorkerPod();
     const readySeconds = (performance.now() - t0) / 1000;
@@ -148,6 +157,7 @@ describe.skipIf(!REAL_NODE_ENABLED)("helm install on the sandbox, as the product
   }, TEST_TIMEOUT_MS);
 
   test("tasks run as real containers on the real node: a success, a failure (exit 3) and a cancellation, each reported once", async () => {
+    installed();
     const ok = await createTask("ok");
     const fail = await createTask("exit-3");
     const cancel = await createTask("sleep-600");
@@ -163,12 +173,13 @@ describe.skipIf(!REAL_NODE_ENABLED)("helm install on the sandbox, as the product
   }, TEST_TIMEOUT_MS);
 
   test("helm upgrade --set worker.maxConcurrentTasks=1 rolls the pod, and the new pod rejects a second concurrent task", async () => {
+    installed();
     const before = (await getJson("deployment", DEPLOYMENT, "-n", NS)) as { spec: { template: { metadata: { annotations: Record<string, string> } } } };
-    const upgrade = await helm("upgrade", RELEASE, chartDir, "--namespace", NS, "--reuse-values", "--set", "worker.maxConcurrentTasks=1");
+    const upgrade = await helmAdmin("upgrade", RELEASE, chartDir, "--namespace", NS, "--reuse-values", "--set", "worker.maxConcurrentTasks=1");
     expect(upgrade.code, upgrade.stderr).toBe(0);
     const after = (await getJson("deployment", DEPLOYMENT, "-n", NS)) as typeof before;
     expect(after.spec.template.metadata.annotations["checksum/config"]).not.toBe(before.spec.template.metadata.annotations["checksum/config"]);
-    const pod = await readyWorkerPod(firstPod.metadata.name);
+    const pod = await readyWorkerPod(installed().metadata.name);
     firstPod = pod;
     const first = await createTask("sleep-600");
     await whenTaskRuns(first.jobName);
@@ -186,7 +197,7 @@ describe.skipIf(!REAL_NODE_ENABLED)("helm install on the sandbox, as the product
   test("deleting the worker pod mid-task: the new pod re-adopts the Job, the outcome is reported once; the old pod exits within its grace period", async () => {
     const running = await createTask("sleep-25");
     await whenTaskRuns(running.jobName);
-    const old = firstPod;
+    const old = installed();
     const t0 = performance.now();
     const deletion = kubectl("-n", NS, "delete", "pod", old.metadata.name, "--wait=true", "--timeout=120s");
     const replacement = await readyWorkerPod(old.metadata.name);
@@ -203,9 +214,10 @@ describe.skipIf(!REAL_NODE_ENABLED)("helm install on the sandbox, as the product
   }, TEST_TIMEOUT_MS);
 
   test("helm uninstall removes the chart's objects and leaves a running task Job alone", async () => {
+    installed();
     const running = await createTask("sleep-600");
     await whenTaskRuns(running.jobName);
-    const uninstall = await helm("uninstall", RELEASE, "--namespace", NS, "--wait");
+    const uninstall = await helmAdmin("uninstall", RELEASE, "--namespace", NS, "--wait");
     expect(uninstall.code, uninstall.stderr).toBe(0);
     for (const kind of ["deployment", "configmap", "serviceaccount", "role", "rolebinding"]) {
       const left = (await kubectl("get", kind, "-n", NS, "-l", `app.kubernetes.io/instance=${RELEASE}`, "-o", "name")).trim();
