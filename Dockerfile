@@ -10,6 +10,8 @@
 # are httpGet probes of the worker's /healthz and /readyz, so the image needs
 # no tools of its own (a custom exec probe must bring what it runs).
 
+# Where no registry is reachable, scripts/image builds both bases from Debian
+# packages (plus node and npm from the npm registry) and passes them here.
 ARG BUILD_IMAGE=node:22-bookworm-slim
 ARG RUNTIME_IMAGE=debian:12-slim
 
@@ -44,11 +46,6 @@ RUN OZ_WORKER_COMMIT="${OZ_WORKER_COMMIT}" scripts/build \
  && rm -rf "$probe" "$probe.yaml"
 
 FROM ${RUNTIME_IMAGE} AS runtime
-ARG VERSION=0.1.0
-LABEL org.opencontainers.image.title="oz-worker" \
-      org.opencontainers.image.description="Self-hosted Oz worker: runs cloud agent tasks as Kubernetes Jobs" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.licenses="Apache-2.0"
 # ca-certificates: TLS to Oz and the API server. User and group 10001, as the
 # chart runs it.
 RUN apt-get update \
@@ -57,6 +54,14 @@ RUN apt-get update \
  && groupadd --system --gid 10001 oz \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \
       --home-dir /nonexistent --shell /usr/sbin/nologin oz
+# Labels after the apt layer, so a new version or commit reuses it.
+ARG VERSION=0.1.0
+ARG OZ_WORKER_COMMIT=""
+LABEL org.opencontainers.image.title="oz-worker" \
+      org.opencontainers.image.description="Self-hosted Oz worker: runs cloud agent tasks as Kubernetes Jobs" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${OZ_WORKER_COMMIT}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build --chown=0:0 --chmod=0755 /src/dist/oz-worker /usr/local/bin/oz-worker
 # The root filesystem is read-only under the chart; /tmp is its emptyDir.
 ENV HOME=/tmp \
@@ -64,4 +69,6 @@ ENV HOME=/tmp \
 WORKDIR /tmp
 USER 10001:10001
 ENTRYPOINT ["/usr/local/bin/oz-worker"]
-CMD ["run", "--config-file", "/etc/oz-worker/config.yaml"]
+# Where the chart (like the Go worker's) mounts its ConfigMap; the chart passes
+# its own args, so this serves `docker run` with that same mount.
+CMD ["run", "--config-file", "/etc/oz-agent-worker/config.yaml"]

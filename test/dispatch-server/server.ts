@@ -15,9 +15,11 @@ export const DEFAULT_PORT = 8787;
 export const DEFAULT_API_KEY = "dev-key";
 /** The protocol's wait before a rejected task is offered again. */
 const RETRY_DELAY_MS = 1000;
-const HOST = "127.0.0.1";
+const DEFAULT_HOST = "127.0.0.1";
 
 export interface ServerOptions {
+  /** The address to listen on: loopback by default; never all interfaces. */
+  host?: string;
   port: number;
   apiKey: string;
   /** Where task records persist between runs; null keeps them in memory only. */
@@ -124,7 +126,7 @@ export function startServer(options: ServerOptions): RunningServer {
   ];
 
   const server = Bun.serve<SocketData>({
-    hostname: HOST,
+    hostname: options.host ?? DEFAULT_HOST,
     port: options.port,
     // Production mode: errors go through `error` below, not Bun's HTML page.
     development: false,
@@ -230,22 +232,26 @@ function bearerCheck(apiKey: string): (request: Request) => boolean {
   };
 }
 
-const USAGE = `Usage: oz-dev-server [--port ${DEFAULT_PORT}] [--api-key KEY] [--state FILE]
+const USAGE = `Usage: oz-dev-server [--host 127.0.0.1] [--port ${DEFAULT_PORT}] [--api-key KEY] [--state FILE]
 
 A local Oz-compatible dispatch server for running oz-worker without a Warp account.
 
 Options:
-  --port PORT      port on 127.0.0.1 (default ${DEFAULT_PORT}; 0 picks a free one)
+  --host ADDR      address to listen on (default ${DEFAULT_HOST}); e.g. the sandbox's
+                   \`scripts/sandbox host-address\` for workers in its real node's pods.
+                   Never all interfaces (0.0.0.0, ::)
+  --port PORT      port (default ${DEFAULT_PORT}; 0 picks a free one)
   --api-key KEY    bearer key for workers and the HTTP API
                    (default: env OZ_DEV_API_KEY, else "${DEFAULT_API_KEY}")
   --state FILE     keep task records in FILE across restarts
   -h, --help       show this help
 
-The first line on stdout is "listening on http://127.0.0.1:<port>"; logs go to stderr.
-Workers connect to ws://127.0.0.1:<port>${WORKER_WS_PATH}. See docs/dispatch-server.md.
+The first line on stdout is "listening on http://<host>:<port>"; logs go to stderr.
+Workers connect to ws://<host>:<port>${WORKER_WS_PATH}. See docs/dispatch-server.md.
 `;
 
 interface CliOptions {
+  host: string;
   port: number;
   apiKey: string;
   stateFile: string | null;
@@ -253,13 +259,14 @@ interface CliOptions {
 
 /** Parses the command line, or says what to print and which code to exit with. */
 function parseCli(argv: string[]): CliOptions | { exitCode: number; text: string } {
-  let values: { port?: string; "api-key"?: string; state?: string; help?: boolean };
+  let values: { host?: string; port?: string; "api-key"?: string; state?: string; help?: boolean };
   try {
     values = parseArgs({
       args: argv,
       strict: true,
       allowPositionals: false,
       options: {
+        host: { type: "string" },
         port: { type: "string" },
         "api-key": { type: "string" },
         state: { type: "string" },
@@ -277,7 +284,11 @@ function parseCli(argv: string[]): CliOptions | { exitCode: number; text: string
   const apiKey = values["api-key"] ?? process.env.OZ_DEV_API_KEY ?? DEFAULT_API_KEY;
   if (apiKey === "") return { exitCode: 2, text: "oz-dev-server: the API key must not be empty\n" };
   if (values.state === "") return { exitCode: 2, text: "oz-dev-server: --state needs a file path\n" };
-  return { port, apiKey, stateFile: values.state ?? null };
+  const host = values.host ?? DEFAULT_HOST;
+  if (host === "" || host === "0.0.0.0" || host === "::" || host === "[::]") {
+    return { exitCode: 2, text: `oz-dev-server: --host must name one address (loopback or a sandbox-made interface), not ${JSON.stringify(host)}\n` };
+  }
+  return { host, port, apiKey, stateFile: values.state ?? null };
 }
 
 /** Logs to stderr: stdout carries only the "listening on" line that callers parse. */
@@ -300,8 +311,8 @@ function main(argv: string[]): void {
     process.stderr.write(`oz-dev-server: ${(error as Error).message}\n`);
     process.exit(1);
   }
-  process.stdout.write(`listening on http://${HOST}:${server.port}\n`);
-  stderrLog.info(`workers connect to ws://${HOST}:${server.port}${WORKER_WS_PATH}`);
+  process.stdout.write(`listening on http://${cli.host}:${server.port}\n`);
+  stderrLog.info(`workers connect to ws://${cli.host}:${server.port}${WORKER_WS_PATH}`);
   if (cli.stateFile !== null) stderrLog.info(`task records persist in ${cli.stateFile}`);
   const shutdown = (signal: string) => {
     stderrLog.info(`${signal}: saving state and stopping`);

@@ -601,12 +601,29 @@ describe("command line", () => {
   test("--help prints usage and exits 0; an unknown option exits 2", async () => {
     const help = Bun.spawnSync([DEV_SERVER_SCRIPT, "--help"], { cwd: dir });
     expect(help.exitCode).toBe(0);
-    expect(help.stdout.toString()).toStartWith("Usage: oz-dev-server [--port 8787] [--api-key KEY] [--state FILE]");
+    expect(help.stdout.toString()).toStartWith("Usage: oz-dev-server [--host 127.0.0.1] [--port 8787] [--api-key KEY] [--state FILE]");
     const bad = Bun.spawnSync([DEV_SERVER_SCRIPT, "--bogus"], { cwd: dir });
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr.toString()).toContain("Unknown option '--bogus'");
     const badPort = Bun.spawnSync([DEV_SERVER_SCRIPT, "--port", "http"], { cwd: dir });
     expect(badPort.exitCode).toBe(2);
+  });
+
+  test("--host: one address, loopback by default; all interfaces are refused with exit 2", async () => {
+    for (const all of ["0.0.0.0", "::", ""]) {
+      const refused = Bun.spawnSync([DEV_SERVER_SCRIPT, "--host", all, "--port", "0"], { cwd: dir });
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stderr.toString()).toContain("--host must name one address");
+    }
+    const { child, firstLine } = await launch(["--host", "127.0.0.1", "--port", "0"]);
+    try {
+      const url = /^listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(firstLine)?.[1];
+      expect(url).toBeDefined();
+      expect(await statusWithKey(url ?? "", "dev-key")).toBe(200);
+    } finally {
+      child.kill("SIGTERM");
+      await child.exited;
+    }
   });
 
   test("API key: --api-key, else OZ_DEV_API_KEY, else dev-key", async () => {

@@ -40,6 +40,8 @@ export class DispatchApiError extends Error {
 }
 
 export interface StartOptions {
+  /** The address to listen on (127.0.0.1 by default), e.g. the real node's host address. */
+  host?: string;
   /** Bearer key; a random one by default. */
   apiKey?: string;
   /**
@@ -73,14 +75,17 @@ export class DispatchServer {
   readonly apiKey: string;
   readonly stateFile: string;
   private readonly tempDir: string | null;
+  readonly host: string;
   private constructor(
     apiKey: string,
     stateFile: string,
     tempDir: string | null,
+    host: string,
   ) {
     this.apiKey = apiKey;
     this.stateFile = stateFile;
     this.tempDir = tempDir;
+    this.host = host;
   }
 
   static async start(options: StartOptions = {}): Promise<DispatchServer> {
@@ -91,7 +96,7 @@ export class DispatchServer {
       tempDir = mkdtempSync(join(tmpdir(), "oz-dev-server-"));
       stateFile = join(tempDir, "state.json");
     }
-    const server = new DispatchServer(apiKey, stateFile, tempDir);
+    const server = new DispatchServer(apiKey, stateFile, tempDir, options.host ?? "127.0.0.1");
     await server.spawn(0);
     return server;
   }
@@ -102,12 +107,12 @@ export class DispatchServer {
 
   /** Base URL of the HTTP API, e.g. http://127.0.0.1:41234. Stable across restart(). */
   get url(): string {
-    return `http://127.0.0.1:${this.currentPort}`;
+    return `http://${this.host}:${this.currentPort}`;
   }
 
   /** The worker WebSocket URL, without the worker_id parameter the worker appends. */
   get wsUrl(): string {
-    return `ws://127.0.0.1:${this.currentPort}${WORKER_WS_PATH}`;
+    return `ws://${this.host}:${this.currentPort}${WORKER_WS_PATH}`;
   }
 
   /** Server stderr so far (the server logs connections, ignored frames, errors). */
@@ -212,7 +217,7 @@ export class DispatchServer {
 
   private async spawn(port: number): Promise<void> {
     const child = Bun.spawn(
-      [DEV_SERVER_SCRIPT, "--port", String(port), "--api-key", this.apiKey, "--state", this.stateFile],
+      [DEV_SERVER_SCRIPT, "--host", this.host, "--port", String(port), "--api-key", this.apiKey, "--state", this.stateFile],
       { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
     );
     this.child = child;
@@ -225,7 +230,8 @@ export class DispatchServer {
         STARTUP_TIMEOUT_MS,
         `no "listening on" line within ${STARTUP_TIMEOUT_MS} ms`,
       );
-      const listening = /^listening on http:\/\/127\.0\.0\.1:(\d+)$/.exec(line)?.[1];
+      const prefix = `listening on http://${this.host}:`;
+      const listening = line.startsWith(prefix) && /^\d+$/.test(line.slice(prefix.length)) ? line.slice(prefix.length) : undefined;
       if (listening === undefined) throw new Error(`unexpected first line: ${line}`);
       this.currentPort = Number(listening);
     } catch (error) {

@@ -292,6 +292,8 @@ export interface KubeContainer {
   image?: string;
   command?: string[];
   restartPolicy?: string;
+  env?: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }[];
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
 }
 
 export interface KubePod {
