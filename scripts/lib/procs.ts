@@ -79,6 +79,7 @@ export class TreeUsageAccumulator {
   private peakHwmKb = 0;
   private readonly ticks = new Map<number, number>();
   private count = 0;
+  private lastSumKb = 0;
 
   constructor(private readonly ticksPerSecond = 100) {}
 
@@ -92,6 +93,12 @@ export class TreeUsageAccumulator {
       this.ticks.set(stat.pid, stat.utime + stat.stime);
     }
     this.peakSumKb = Math.max(this.peakSumKb, sum);
+    this.lastSumKb = sum;
+  }
+
+  /** The tree's resident memory (sum of VmRSS) at the last sample, MiB. */
+  currentRssMb(): number {
+    return this.lastSumKb / 1024;
   }
 
   result(): TreeUsage {
@@ -188,6 +195,12 @@ export class ProcessTreeSampler {
 
   result(): TreeUsage {
     return this.acc.result();
+  }
+
+  /** The tree's resident memory now (takes a sample), MiB. */
+  currentRssMb(): number {
+    this.sample();
+    return this.acc.currentRssMb();
   }
 }
 
