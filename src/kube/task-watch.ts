@@ -555,7 +555,7 @@ export class TaskWatch {
       return;
     }
     if (e?.job && !this.listeners.has(hash) && isReported(e.job)) {
-      this.forgetDetails(e);
+      this.forgetDetails(hash, e);
       this.clearTimer(hash);
       return;
     }
@@ -569,14 +569,18 @@ export class TaskWatch {
    * failed Jobs kept for their TTL, these are most of the cache; stubs keep it small. A change
    * that arrives later (a watch event) brings the full slim object back until the next notify.
    */
-  private forgetDetails(e: Entry): void {
+  private forgetDetails(hash: string, e: Entry): void {
     const job = e.job!;
     const name = job.metadata?.name ?? "";
+    // One copy of the hash string for the Job, its pods and the index key.
+    const labels = { [EXECUTION_HASH_LABEL]: hash };
     const stub = reportedJobStub(job);
+    stub.metadata!.labels = labels;
     e.job = stub;
     if (this.reflectors.jobs.store.get(name) === job) this.reflectors.jobs.store.set(name, stub);
     for (const [podName, pod] of e.pods) {
       const podStub = reportedPodStub(pod);
+      podStub.metadata!.labels = labels;
       e.pods.set(podName, podStub);
       if (this.reflectors.pods.store.get(podName) === pod) this.reflectors.pods.store.set(podName, podStub);
       this.podEvents.delete(podName);

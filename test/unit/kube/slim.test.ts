@@ -203,7 +203,6 @@ describe("a reported execution nobody follows", () => {
         name: pod.metadata.name,
         namespace: pod.metadata.namespace,
         resourceVersion: pod.metadata.resourceVersion,
-        creationTimestamp: pod.metadata.creationTimestamp,
         labels: { [EXECUTION_HASH_LABEL]: pod.metadata.labels[EXECUTION_HASH_LABEL] },
       },
       status: { phase: "Succeeded" },
