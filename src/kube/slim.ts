@@ -181,6 +181,22 @@ export function slimEvent(raw: unknown): CoreV1Event {
   return out as unknown as CoreV1Event;
 }
 
+// Parts of stubs that are the same for most kept executions ({suspend: false}, the Complete
+// conditions, {phase: "Succeeded"}): one frozen object each instead of one per stub.
+const sharedParts = new Map<string, Json>();
+function shared(part: Json): Json {
+  const key = JSON.stringify(part);
+  const have = sharedParts.get(key);
+  if (have) return have;
+  if (sharedParts.size < INTERN_MAX) sharedParts.set(key, deepFreeze(part));
+  return part;
+}
+
+function deepFreeze(v: Json): Json {
+  for (const x of Object.values(v)) if (x && typeof x === "object") deepFreeze(x as Json);
+  return Object.freeze(v);
+}
+
 /** True when the Job records that its outcome was reported to Oz (the task loop's annotation). */
 export function isReported(job: V1Job | undefined): boolean {
   return typeof job?.metadata?.annotations?.[REPORTED_OUTCOME_ANNOTATION] === "string";
@@ -199,14 +215,14 @@ export function reportedJobStub(job: V1Job): V1Job {
   const metadata: Json = pick(m as Json, ["name", "namespace", "resourceVersion", "deletionTimestamp", "labels"]) ?? {};
   metadata.annotations = pick(ann, [TASK_ID_ANNOTATION, REPORTED_OUTCOME_ANNOTATION]);
   const out: Json = { metadata };
-  if (job.spec?.suspend !== undefined) out.spec = { suspend: job.spec.suspend };
+  if (job.spec?.suspend !== undefined) out.spec = shared({ suspend: job.spec.suspend });
   const conds = (job.status?.conditions ?? []).map((c) => ({ type: c.type, status: c.status }));
-  if (conds.length) out.status = { conditions: conds };
+  if (conds.length) out.status = shared({ conditions: conds });
   return out as V1Job;
 }
 
 /** A pod of a reported execution nobody watches: identity for the cache, and its phase. */
 export function reportedPodStub(pod: V1Pod): V1Pod {
   const metadata = pick((pod.metadata ?? {}) as Json, ["name", "namespace", "resourceVersion", "deletionTimestamp", "labels"]) ?? {};
-  return (pod.status?.phase ? { metadata, status: { phase: pod.status.phase } } : { metadata }) as V1Pod;
+  return (pod.status?.phase ? { metadata, status: shared({ phase: pod.status.phase }) } : { metadata }) as V1Pod;
 }
