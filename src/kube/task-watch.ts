@@ -11,6 +11,7 @@ import { DEFAULT_EVENTS_SLOW_AFTER_MS, nextRecheckAt, podNeedsEvents } from "../
 import { describeError, type KubeClient, KubeApiError, responseError } from "./client.ts";
 import { isReported, reportedJobStub, reportedPodStub, slimEvent, slimJob, slimPod } from "./slim.ts";
 import { watchStream, WatchExpiredError } from "./watch-stream.ts";
+import { collectGarbage } from "../runtime.ts";
 
 export type WatchKind = "jobs" | "pods";
 
@@ -57,6 +58,9 @@ export interface ExecutionSnapshot {
 export type SnapshotListener = (snapshot: ExecutionSnapshot) => void;
 
 type PerKind = Record<WatchKind, number>;
+
+/** Objects in the first lists above which the garbage of reading them is collected at once. */
+const BIG_LIST = 2_000;
 const zero = (): PerKind => ({ jobs: 0, pods: 0 });
 
 export interface TaskWatchCounters {
@@ -492,6 +496,15 @@ export class TaskWatch {
     if (!this._synced && this.listed.jobs && this.listed.pods) {
       this._synced = true;
       this.resolveSynced();
+      // A big first list (Jobs kept with cleanup off) leaves tens of MB of parsed pages behind;
+      // collected once, after the cache has been compacted and the worker re-adopted its Jobs,
+      // rather than whenever the idle heap next grows.
+      if (this.reflectors.jobs.store.size + this.reflectors.pods.store.size >= BIG_LIST) {
+        const t = setTimeout(() => {
+          if (!this.closed) collectGarbage();
+        }, 0);
+        unref(t);
+      }
     }
   }
 
