@@ -25,13 +25,20 @@ import {
 } from "./lib/sandbox.ts";
 import { summarize } from "./lib/stats.ts";
 import { colorWanted } from "./lib/table.ts";
-import { ensureWorkerBinary, spawnWorker, WORKER_BINARY, writeWorkerConfig } from "./lib/worker.ts";
+import { ensureWorkerBinary, spawnWorker, WORKER_BINARY, type WorkerProcess, writeWorkerConfig } from "./lib/worker.ts";
+import { createKeptJobs } from "./lib/kept-jobs.ts";
+import { loadConfig } from "../src/config/load.ts";
 
 const FLAGS: FlagDefs = {
   tasks: { kind: "int", help: "tasks to run (default 100)" },
   concurrency: { kind: "int", placeholder: "C", help: "tasks in flight at once = the worker's max_concurrent_tasks (default 50)" },
   "task-seconds": { kind: "int", placeholder: "S", help: "how long each task's container runs: image x:sleep-S (default 2)" },
   "worker-cmd": { kind: "string", placeholder: "CMD", help: "worker to measure, run via sh -c (default: the compiled dist/oz-worker)" },
+  "kept-jobs": {
+    kind: "int",
+    placeholder: "K",
+    help: "first create K finished Jobs with pods of the worker (cleanup off) and report its RSS once its cache holds them (default 0)",
+  },
   json: { kind: "string", placeholder: "FILE", help: "also write the figures as JSON to FILE" },
   "api-attribution": {
     kind: "string",
@@ -73,9 +80,10 @@ async function main(): Promise<number> {
   const concurrency = (flags.concurrency as number | undefined) ?? 50;
   const taskSeconds = (flags["task-seconds"] as number | undefined) ?? 2;
   const attribution = (flags["api-attribution"] as string | undefined) ?? "dedicated";
+  const keptJobs = (flags["kept-jobs"] as number | undefined) ?? 0;
   const jsonFile = flags.json as string | undefined;
-  if (tasks < 1 || concurrency < 1 || taskSeconds < 0) {
-    process.stderr.write("bench: --tasks and --concurrency must be >= 1, --task-seconds a whole number >= 0\n");
+  if (tasks < 1 || concurrency < 1 || taskSeconds < 0 || keptJobs < 0) {
+    process.stderr.write("bench: --tasks and --concurrency must be >= 1, --task-seconds and --kept-jobs whole numbers >= 0\n");
     return 2;
   }
   if (attribution !== "dedicated" && attribution !== "shared") {
@@ -88,7 +96,7 @@ async function main(): Promise<number> {
   const stopping = new AbortController();
   cleanup.onSignals(() => stopping.abort());
   try {
-    return await bench({ tasks, concurrency, taskSeconds, attribution, jsonFile, workerCmd, defaultWorker: flags["worker-cmd"] === undefined }, cleanup, stopping.signal);
+    return await bench({ tasks, concurrency, taskSeconds, keptJobs, attribution, jsonFile, workerCmd, defaultWorker: flags["worker-cmd"] === undefined }, cleanup, stopping.signal);
   } finally {
     await cleanup.run();
   }
@@ -102,6 +110,7 @@ interface Options {
   tasks: number;
   concurrency: number;
   taskSeconds: number;
+  keptJobs: number;
   attribution: "dedicated" | "shared";
   jsonFile: string | undefined;
   workerCmd: string;
@@ -111,7 +120,7 @@ interface Options {
 async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<number> {
   const started = nowMs();
   const workDir = mkdtempSync(join(tmpdir(), "oz-bench-"));
-  say(`N=${o.tasks} tasks, C=${o.concurrency} in flight, x:sleep-${o.taskSeconds}; files in ${workDir}`);
+  say(`N=${o.tasks} tasks, C=${o.concurrency} in flight, x:sleep-${o.taskSeconds}${o.keptJobs > 0 ? `, ${o.keptJobs} kept Jobs` : ""}; files in ${workDir}`);
 
   // The sandbox is shared (tests, other runs): the benchmark starts it when needed but never stops it.
   if (!(await sandboxRunning())) {
@@ -156,7 +165,14 @@ async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<n
   const watchFilter = (l: Record<string, string>) => l.verb === "WATCH" && l.scope !== "cluster";
   const baseline = await metrics();
 
-  const configFile = writeWorkerConfig(join(workDir, "config.yaml"), { workerId, kubeconfig: workerKubeconfig, namespace, maxConcurrentTasks: o.concurrency });
+  const configFile = writeWorkerConfig(join(workDir, "config.yaml"), {
+    workerId,
+    kubeconfig: workerKubeconfig,
+    namespace,
+    maxConcurrentTasks: o.concurrency,
+    // Kept Jobs are those of a worker that deletes nothing.
+    ...(o.keptJobs > 0 ? { cleanup: false } : {}),
+  });
   const logFile = join(workDir, "worker.log");
   const env = {
     WARP_API_KEY: apiKey,
@@ -169,8 +185,59 @@ async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<n
     // No metrics exporter unless the caller chose one: the default (OTLP) has no collector here.
     OTEL_METRICS_EXPORTER: process.env.OTEL_METRICS_EXPORTER ?? "none",
   };
+  const failNow = (why: string, log = logFile): never => {
+    throw new Error(`${why}\nlast lines of ${log}:\n${tail(log)}`);
+  };
+  const connected = async () => (await dispatch.workers()).some((w) => w.worker_id === workerId);
+  // The worker connects to Oz only once its cache of Jobs and Pods is synced (and its startup preflight passed).
+  const waitConnected = async (w: WorkerProcess, log: string): Promise<boolean> => {
+    const deadline = nowMs() + 120_000;
+    for (;;) {
+      if (stop.aborted) return false;
+      if (w.exitCode !== null) failNow(`the worker exited with code ${w.exitCode} before connecting`, log);
+      if (await connected()) return true;
+      if (nowMs() > deadline) failNow("the worker did not connect to the dispatch server within 120 s", log);
+      await Bun.sleep(100);
+    }
+  };
+  // Resident memory once the worker has settled: the median of samples over 2 s.
+  const settledRss = async (s: ProcessTreeSampler): Promise<number> => {
+    const mb: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      await Bun.sleep(200);
+      mb.push(s.currentRssMb());
+    }
+    return mb.sort((a, b) => a - b)[5]!;
+  };
+
+  let idleRssMb: number | null = null;
+  let rssAfterSyncMb: number | null = null;
+  if (o.keptJobs > 0) {
+    // Idle first, in the still empty namespace; then the kept Jobs, then the measured worker.
+    const idleLog = join(workDir, "worker-idle.log");
+    say(`idle worker (for the idle RSS): log ${idleLog}`);
+    const idle = spawnWorker({ shell: o.workerCmd }, env, idleLog);
+    cleanup.add("stop the idle worker", async () => {
+      await idle.stop();
+    });
+    const idleSampler = new ProcessTreeSampler(idle.pid, clockTicksPerSecond());
+    idleSampler.start(100);
+    if (!(await waitConnected(idle, idleLog))) return 130;
+    idleRssMb = await settledRss(idleSampler);
+    idleSampler.stop();
+    await idle.stop();
+    const gone = nowMs() + 30_000;
+    while ((await connected()) && nowMs() < gone) await Bun.sleep(100);
+    say(`  idle RSS ${idleRssMb.toFixed(1)} MB; creating ${o.keptJobs} finished Jobs with pods of the worker`);
+    const config = await loadConfig({ flags: { configFile }, env: { WARP_API_KEY: apiKey } });
+    const kept = await createKeptJobs(admin, namespace, config, o.keptJobs, { say, signal: stop });
+    if (stop.aborted) return 130;
+    say(`  ${o.keptJobs} kept Jobs with their pods created in ${kept.seconds.toFixed(0)} s`);
+  }
+
   say(`worker: sh -c ${JSON.stringify(o.workerCmd)}`);
   say(`  log ${logFile}`);
+  const workerStart = nowMs();
   const worker = spawnWorker({ shell: o.workerCmd }, env, logFile);
   cleanup.add("stop the worker", async () => {
     await worker.stop();
@@ -196,22 +263,16 @@ async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<n
     }
   })();
 
-  const failNow = (why: string): never => {
-    throw new Error(`${why}\nlast lines of ${logFile}:\n${tail(logFile)}`);
-  };
-
-  // Wait for the worker to connect (its startup preflight runs before that).
-  const connectDeadline = nowMs() + 120_000;
-  for (;;) {
-    if (stop.aborted) return 130;
-    if (worker.exitCode !== null) failNow(`the worker exited with code ${worker.exitCode} before connecting`);
-    const workers = await dispatch.workers();
-    if (workers.some((w) => w.worker_id === workerId)) break;
-    if (nowMs() > connectDeadline) failNow("the worker did not connect to the dispatch server within 120 s");
-    await Bun.sleep(100);
+  if (!(await waitConnected(worker, logFile))) return 130;
+  say(`worker connected after ${((nowMs() - workerStart) / 1000).toFixed(1)} s; settling 2 s`);
+  const settled = await settledRss(sampler);
+  if (o.keptJobs > 0) {
+    rssAfterSyncMb = settled;
+    say(`  RSS with ${o.keptJobs} kept Jobs synced: ${settled.toFixed(1)} MB (idle ${idleRssMb?.toFixed(1)} MB)`);
+  } else {
+    idleRssMb = settled;
+    say(`  idle RSS ${settled.toFixed(1)} MB`);
   }
-  say(`worker connected after ${((nowMs() - started) / 1000).toFixed(1)} s; settling 1 s`);
-  await Bun.sleep(1000);
   const before = await metrics();
   const auditOffset = auditLog && existsSync(auditLog) ? statSync(auditLog).size : 0;
 
@@ -316,6 +377,9 @@ async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<n
     peakWatchConnections: watchSamples > 0 || auditPeak !== undefined ? Math.max(peakWatches, auditPeak ?? 0) : null,
     peakApiserverConnections: usage.samples > 0 ? usage.peakConnections : null,
     workerPeakRssMb: usage.samples > 0 ? usage.peakRssMb : null,
+    workerIdleRssMb: idleRssMb,
+    keptJobs: o.keptJobs,
+    workerRssAfterSyncMb: rssAfterSyncMb,
     workerCpuSeconds: usage.samples > 0 ? usage.cpuSeconds : null,
   });
 

@@ -81,3 +81,10 @@ export async function readStdin(): Promise<string> {
   for await (const chunk of process.stdin) chunks.push(typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk);
   return new TextDecoder().decode(Buffer.concat(chunks));
 }
+
+/** A full garbage collection now, where the runtime offers one (Bun; Node and Deno only with --expose-gc). */
+export function collectGarbage(): void {
+  const bun = (globalThis as { Bun?: { gc(sync: boolean): void } }).Bun;
+  if (bun) bun.gc(true);
+  else (globalThis as { gc?: () => void }).gc?.();
+}

@@ -18,6 +18,12 @@ export interface BenchResult {
   peak_watch_connections: number | null;
   peak_apiserver_connections: number | null;
   worker_peak_rss_mb: number | null;
+  /** Connected to Oz, no task, nothing kept in the namespace. */
+  worker_idle_rss_mb: number | null;
+  /** Finished Jobs (with pods) of the worker in the namespace before it started (--kept-jobs). */
+  kept_jobs: number;
+  /** Right after the worker synced its cache of the kept Jobs (it connects only then); null without --kept-jobs. */
+  worker_rss_after_sync_mb: number | null;
   worker_cpu_seconds: number | null;
   worker_cmd: string;
 }
@@ -33,6 +39,9 @@ export const RESULT_KEYS = [
   "peak_watch_connections",
   "peak_apiserver_connections",
   "worker_peak_rss_mb",
+  "worker_idle_rss_mb",
+  "kept_jobs",
+  "worker_rss_after_sync_mb",
   "worker_cpu_seconds",
   "worker_cmd",
 ] as const satisfies readonly (keyof BenchResult)[];
@@ -91,6 +100,9 @@ export interface BenchInput {
   /** Most TCP connections the worker held to the API server at once (sampled with its memory). */
   peakApiserverConnections: number | null;
   workerPeakRssMb: number | null;
+  workerIdleRssMb: number | null;
+  keptJobs: number;
+  workerRssAfterSyncMb: number | null;
   workerCpuSeconds: number | null;
 }
 
@@ -153,6 +165,9 @@ export function computeBench(input: BenchInput): { result: BenchResult; details:
     peak_watch_connections: input.peakWatchConnections,
     peak_apiserver_connections: input.peakApiserverConnections,
     worker_peak_rss_mb: input.workerPeakRssMb === null ? null : round(input.workerPeakRssMb, 1),
+    worker_idle_rss_mb: input.workerIdleRssMb === null ? null : round(input.workerIdleRssMb, 1),
+    kept_jobs: input.keptJobs,
+    worker_rss_after_sync_mb: input.keptJobs > 0 && input.workerRssAfterSyncMb !== null ? round(input.workerRssAfterSyncMb, 1) : null,
     worker_cpu_seconds: input.workerCpuSeconds === null ? null : round(input.workerCpuSeconds, 2),
     worker_cmd: input.workerCmd,
   };
@@ -185,8 +200,21 @@ export const TARGETS = {
   connections: { label: "<= 4", unit: "", check: (r: BenchResult) => atMost(r.peak_apiserver_connections, 4) },
   requests: { label: "<= 3 per task", unit: "", check: (r: BenchResult) => atMost(r.api_requests_per_task.total, 3) },
   report: { label: "p99 < 250 ms", unit: " ms", check: (r: BenchResult) => below(r.report_latency_ms.p99, 250) },
-  rss: { label: "< 150 MB", unit: " MB", check: (r: BenchResult) => below(r.worker_peak_rss_mb, 150) },
+  rss: { label: "<= 70 MB", unit: " MB", check: (r: BenchResult) => atMost(r.worker_peak_rss_mb, 70) },
+  keptRss: { label: "<= idle + 25 MB", unit: " MB", check: (r: BenchResult) => keptGrowth(r, (mb) => atMost(mb, 25)) },
+  keptPair: { label: "<= 2 KB", unit: " KB", check: (r: BenchResult) => keptGrowth(r, (mb) => atMost(round((mb * 1024) / r.kept_jobs, 2), 2)) },
 } satisfies Record<string, Target>;
+
+/** What the kept Jobs cost: RSS after the sync above idle, MiB; null without both figures. */
+export function keptGrowthMb(r: BenchResult): number | null {
+  if (r.kept_jobs <= 0 || r.worker_rss_after_sync_mb === null || r.worker_idle_rss_mb === null) return null;
+  return round(r.worker_rss_after_sync_mb - r.worker_idle_rss_mb, 1);
+}
+
+function keptGrowth(r: BenchResult, check: (mb: number) => { met: boolean; by: number } | null) {
+  const mb = keptGrowthMb(r);
+  return mb === null ? null : check(mb);
+}
 
 function verdict(t: Target, r: BenchResult, style: Style): string {
   const c = t.check(r);
@@ -219,6 +247,16 @@ export function benchTable(result: BenchResult, details: BenchDetails, color = f
       verdict(TARGETS.connections, result, style),
     ],
     ["worker peak RSS, MB", fmt(result.worker_peak_rss_mb), TARGETS.rss.label, verdict(TARGETS.rss, result, style)],
+    ["worker idle RSS (connected, no tasks), MB", fmt(result.worker_idle_rss_mb), "", ""],
+  );
+  if (result.kept_jobs > 0) {
+    const growth = keptGrowthMb(result);
+    rows.push(
+      [`worker RSS after syncing ${result.kept_jobs} kept Jobs, MB`, fmt(result.worker_rss_after_sync_mb), TARGETS.keptRss.label, verdict(TARGETS.keptRss, result, style)],
+      ["  cache cost per kept Job+Pod pair, KB", growth === null ? "-" : ((growth * 1024) / result.kept_jobs).toFixed(2), TARGETS.keptPair.label, verdict(TARGETS.keptPair, result, style)],
+    );
+  }
+  rows.push(
     ["worker CPU seconds", fmt(result.worker_cpu_seconds, 2), "", ""],
   );
   return renderTable(columns, rows);

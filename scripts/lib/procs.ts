@@ -117,6 +117,7 @@ export class TreeUsageAccumulator {
   private readonly ticks = new Map<number, number>();
   private count = 0;
   private peakConnections: number | null = null;
+  private lastSumKb = 0;
 
   private readonly ticksPerSecond: number;
   constructor(ticksPerSecond = 100) {
@@ -133,6 +134,12 @@ export class TreeUsageAccumulator {
       this.ticks.set(stat.pid, stat.utime + stat.stime);
     }
     this.peakSumKb = Math.max(this.peakSumKb, sum);
+    this.lastSumKb = sum;
+  }
+
+  /** The tree's resident memory (sum of VmRSS) at the last sample, MiB. */
+  currentRssMb(): number {
+    return this.lastSumKb / 1024;
   }
 
   /** One sample of the connections held to the watched port. */
@@ -245,6 +252,12 @@ export class ProcessTreeSampler {
 
   result(): TreeUsage {
     return this.acc.result();
+  }
+
+  /** The tree's resident memory now (takes a sample), MiB. */
+  currentRssMb(): number {
+    this.sample();
+    return this.acc.currentRssMb();
   }
 }
 

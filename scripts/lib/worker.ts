@@ -25,6 +25,8 @@ export interface WorkerConfigOptions {
   namespace: string;
   maxConcurrentTasks?: number;
   unschedulableTimeout?: string;
+  /** false: the worker keeps every Job (`cleanup: false`). */
+  cleanup?: boolean;
 }
 
 /** The worker config file (YAML; JSON strings are valid YAML scalars). */
@@ -32,6 +34,7 @@ export function workerConfigYaml(o: WorkerConfigOptions): string {
   const q = (s: string) => JSON.stringify(s);
   const lines = [`worker_id: ${q(o.workerId)}`];
   if (o.maxConcurrentTasks !== undefined) lines.push(`max_concurrent_tasks: ${o.maxConcurrentTasks}`);
+  if (o.cleanup !== undefined) lines.push(`cleanup: ${o.cleanup}`);
   lines.push("backend:", "  kubernetes:", `    kubeconfig: ${q(o.kubeconfig)}`, `    namespace: ${q(o.namespace)}`);
   if (o.unschedulableTimeout !== undefined) lines.push(`    unschedulable_timeout: ${o.unschedulableTimeout}`);
   return `${lines.join("\n")}\n`;

@@ -1,15 +1,13 @@
 // Task Jobs in the cluster: create (or adopt), the per-task Secret owned by the Job, delete,
 // the reported-outcome annotation, and listing this worker's Jobs. Every failure becomes a
 // KubeApiError with the HTTP status and a readable message.
+//
+// Plain JSON requests through the client's HTTP path rather than the generated BatchV1Api /
+// CoreV1Api: those serialize every body and deserialize every answer through model classes
+// (a full Job twice per request, in a burst of hundreds), and they pull the generated models
+// of every API group into the binary.
 import { Buffer } from "node:buffer";
-import {
-  BatchV1Api,
-  CoreV1Api,
-  PatchStrategy,
-  setHeaderOptions,
-  type V1Job,
-  type V1Secret,
-} from "@kubernetes/client-node";
+import type { V1Job, V1JobList, V1Secret } from "@kubernetes/client-node";
 import {
   EXECUTION_HASH_LABEL,
   PREFLIGHT_LABEL,
@@ -18,7 +16,7 @@ import {
   taskSecretNameFor,
 } from "../core/naming.ts";
 import { withOwner } from "../core/job-spec.ts";
-import { type KubeClient, KubeApiError, toKubeApiError } from "./client.ts";
+import { type KubeClient, type KubeErrorContext, type KubeResponse, KubeApiError, responseError, toKubeApiError } from "./client.ts";
 
 export type PropagationPolicy = "Background" | "Foreground" | "Orphan";
 
@@ -42,22 +40,45 @@ export interface ReportedOutcome {
   reportedAt?: string;
 }
 
-const MERGE_PATCH = () => setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+const MERGE_PATCH = "application/merge-patch+json";
+
+const jobsPath = (ns: string) => `/apis/batch/v1/namespaces/${encodeURIComponent(ns)}/jobs`;
+const secretsPath = (ns: string) => `/api/v1/namespaces/${encodeURIComponent(ns)}/secrets`;
 
 export class TaskJobs {
-  private readonly batch: BatchV1Api;
-  private readonly core: CoreV1Api;
-
   readonly client: KubeClient;
   readonly namespace: string;
-  constructor(
-    client: KubeClient,
-    namespace: string,
-  ) {
+  constructor(client: KubeClient, namespace: string) {
     this.client = client;
     this.namespace = namespace;
-    this.batch = client.api(BatchV1Api);
-    this.core = client.api(CoreV1Api);
+  }
+
+  /** One request; a non-2xx answer or a network failure becomes a KubeApiError naming `ctx`. */
+  private async request<T>(
+    method: "GET" | "POST" | "PATCH" | "DELETE",
+    path: string,
+    ctx: KubeErrorContext,
+    opts: { body?: unknown; contentType?: string; query?: Record<string, string | undefined> } = {},
+  ): Promise<T> {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) q.set(k, v);
+    const qs = q.toString();
+    const headers: Record<string, string> = { Accept: "application/json" };
+    if (opts.body !== undefined) headers["Content-Type"] = opts.contentType ?? "application/json";
+    let res: KubeResponse;
+    let text: string;
+    try {
+      res = await this.client.fetch(`${path}${qs ? `?${qs}` : ""}`, {
+        method,
+        headers,
+        ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+      });
+      if (res.status < 200 || res.status >= 300) throw await responseError(res, ctx);
+      text = await res.text();
+    } catch (err) {
+      throw toKubeApiError(err, ctx);
+    }
+    return (text ? JSON.parse(text) : undefined) as T;
   }
 
   /**
@@ -78,7 +99,7 @@ export class TaskJobs {
     let created: V1Job;
     let adopted = false;
     try {
-      created = await this.batch.createNamespacedJob({ namespace: ns, body });
+      created = await this.request<V1Job>("POST", jobsPath(ns), { verb: "create", resource: "jobs", namespace: ns, name }, { body });
     } catch (err) {
       const e = toKubeApiError(err, { verb: "create", resource: "jobs", namespace: ns, name });
       if (!e.alreadyExists) throw e;
@@ -108,7 +129,7 @@ export class TaskJobs {
       const owned = withOwner(secret, { name, uid });
       const secretName = owned.metadata?.name ?? "";
       try {
-        result.secret = await this.core.createNamespacedSecret({ namespace: ns, body: owned });
+        result.secret = await this.request<V1Secret>("POST", secretsPath(ns), { verb: "create", resource: "secrets", namespace: ns, name: secretName }, { body: owned });
         result.secretAdopted = false;
       } catch (err) {
         const e = toKubeApiError(err, { verb: "create", resource: "secrets", namespace: ns, name: secretName });
@@ -140,7 +161,7 @@ export class TaskJobs {
     const secretName = referencedTaskSecret(job);
     if (secretName) {
       try {
-        await this.core.readNamespacedSecret({ name: secretName, namespace: ns });
+        await this.readSecret(secretName, ns);
       } catch (err) {
         const e = toKubeApiError(err, { verb: "get", resource: "secrets", namespace: ns, name: secretName });
         if (e.notFound) return "secret_missing";
@@ -161,7 +182,7 @@ export class TaskJobs {
     if (!secretName) return [];
     const ns = job.metadata?.namespace ?? this.namespace;
     try {
-      const secret = await this.core.readNamespacedSecret({ name: secretName, namespace: ns });
+      const secret = await this.readSecret(secretName, ns);
       return Object.values(secret.data ?? {}).map((b64) => Buffer.from(b64, "base64").toString("utf8"));
     } catch (err) {
       const e = toKubeApiError(err, { verb: "get", resource: "secrets", namespace: ns, name: secretName });
@@ -187,11 +208,8 @@ export class TaskJobs {
 
   private async deleteJobIn(name: string, ns: string, propagation: PropagationPolicy, gracePeriodSeconds?: number): Promise<boolean> {
     try {
-      await this.batch.deleteNamespacedJob({
-        name,
-        namespace: ns,
-        propagationPolicy: propagation,
-        ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
+      await this.request("DELETE", `${jobsPath(ns)}/${encodeURIComponent(name)}`, { verb: "delete", resource: "jobs", namespace: ns, name }, {
+        query: { propagationPolicy: propagation, gracePeriodSeconds: gracePeriodSeconds === undefined ? undefined : String(gracePeriodSeconds) },
       });
       return true;
     } catch (err) {
@@ -228,36 +246,25 @@ export class TaskJobs {
     const out: V1Job[] = [];
     let cont: string | undefined;
     do {
-      try {
-        const page = await this.batch.listNamespacedJob({
-          namespace: this.namespace,
-          labelSelector: `${WORKER_HASH_LABEL}=${workerHash},!${PREFLIGHT_LABEL}`,
-          limit: 500,
-          ...(cont ? { _continue: cont } : {}),
-        });
-        out.push(...page.items);
-        cont = page.metadata?._continue || undefined;
-      } catch (err) {
-        throw toKubeApiError(err, { verb: "list", resource: "jobs", namespace: this.namespace });
-      }
+      const page = await this.request<V1JobList & { metadata?: { continue?: string } }>("GET", jobsPath(this.namespace), { verb: "list", resource: "jobs", namespace: this.namespace }, {
+        query: { labelSelector: `${WORKER_HASH_LABEL}=${workerHash},!${PREFLIGHT_LABEL}`, limit: "500", continue: cont },
+      });
+      out.push(...(page.items ?? []));
+      cont = page.metadata?.continue || undefined;
     } while (cont);
     return out;
   }
 
-  private async readJob(name: string, ns: string): Promise<V1Job> {
-    try {
-      return await this.batch.readNamespacedJob({ name, namespace: ns });
-    } catch (err) {
-      throw toKubeApiError(err, { verb: "get", resource: "jobs", namespace: ns, name });
-    }
+  private readJob(name: string, ns: string): Promise<V1Job> {
+    return this.request<V1Job>("GET", `${jobsPath(ns)}/${encodeURIComponent(name)}`, { verb: "get", resource: "jobs", namespace: ns, name });
   }
 
-  private async patchJob(name: string, patch: object, ns: string): Promise<V1Job> {
-    try {
-      return await this.batch.patchNamespacedJob({ name, namespace: ns, body: patch }, MERGE_PATCH());
-    } catch (err) {
-      throw toKubeApiError(err, { verb: "patch", resource: "jobs", namespace: ns, name });
-    }
+  private readSecret(name: string, ns: string): Promise<V1Secret> {
+    return this.request<V1Secret>("GET", `${secretsPath(ns)}/${encodeURIComponent(name)}`, { verb: "get", resource: "secrets", namespace: ns, name });
+  }
+
+  private patchJob(name: string, patch: object, ns: string): Promise<V1Job> {
+    return this.request<V1Job>("PATCH", `${jobsPath(ns)}/${encodeURIComponent(name)}`, { verb: "patch", resource: "jobs", namespace: ns, name }, { body: patch, contentType: MERGE_PATCH });
   }
 }
 

@@ -6,11 +6,12 @@
 // the only timers are local re-evaluations when a time-based rule (unschedulable timeout,
 // slow container start) can flip, plus the Events read for such a troubled pod.
 import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
-import { ObjectSerializer } from "@kubernetes/client-node/dist/gen/models/ObjectSerializer.js";
 import { EXECUTION_HASH_LABEL, EXECUTION_ID_ANNOTATION, PREFLIGHT_LABEL, TASK_ID_ANNOTATION, WORKER_HASH_LABEL } from "../core/naming.ts";
 import { DEFAULT_EVENTS_SLOW_AFTER_MS, nextRecheckAt, podNeedsEvents } from "../core/outcome.ts";
 import { describeError, type KubeClient, KubeApiError, responseError } from "./client.ts";
+import { isReported, reportedJobStub, reportedPodStub, slimEvent, slimJob, slimPod } from "./slim.ts";
 import { watchStream, WatchExpiredError } from "./watch-stream.ts";
+import { collectGarbage } from "../runtime.ts";
 
 export type WatchKind = "jobs" | "pods";
 
@@ -38,7 +39,7 @@ export interface TaskWatchOptions {
   eventsSlowAfterMs?: number;
   backoffInitialMs?: number;
   backoffMaxMs?: number;
-  /** Page size of lists. Default 500. */
+  /** Page size of lists. Default 100. */
   pageSize?: number;
   logger?: WatchLogger;
 }
@@ -57,6 +58,9 @@ export interface ExecutionSnapshot {
 export type SnapshotListener = (snapshot: ExecutionSnapshot) => void;
 
 type PerKind = Record<WatchKind, number>;
+
+/** Objects in the first lists above which the garbage of reading them is collected at once. */
+const BIG_LIST = 2_000;
 const zero = (): PerKind => ({ jobs: 0, pods: 0 });
 
 export interface TaskWatchCounters {
@@ -84,7 +88,8 @@ const API_PATH: Record<WatchKind, (ns: string) => string> = {
   jobs: (ns) => `/apis/batch/v1/namespaces/${encodeURIComponent(ns)}/jobs`,
   pods: (ns) => `/api/v1/namespaces/${encodeURIComponent(ns)}/pods`,
 };
-const MODEL: Record<WatchKind, string> = { jobs: "V1Job", pods: "V1Pod" };
+/** What the cache keeps of each object (./slim.ts): the fields the rules and re-adoption read. */
+const SLIM: Record<WatchKind, (raw: unknown) => KubeObject> = { jobs: slimJob, pods: slimPod };
 
 interface Entry {
   job?: V1Job;
@@ -301,10 +306,7 @@ class Reflector {
   }
 
   private deserialize(raw: unknown): KubeObject {
-    // managedFields is often the bulk of an object and nobody here reads it.
-    const meta = (raw as { metadata?: { managedFields?: unknown } }).metadata;
-    if (meta?.managedFields) delete meta.managedFields;
-    return ObjectSerializer.deserialize(raw, MODEL[this.kind], "") as KubeObject;
+    return SLIM[this.kind](raw);
   }
 }
 
@@ -365,7 +367,9 @@ export class TaskWatch {
     this.eventsSlowAfterMs = opts.eventsSlowAfterMs ?? DEFAULT_EVENTS_SLOW_AFTER_MS;
     this.backoffInitialMs = opts.backoffInitialMs ?? 500;
     this.backoffMaxMs = opts.backoffMaxMs ?? 30_000;
-    this.pageSize = opts.pageSize ?? 500;
+    // Small pages: a page is held as text and parsed objects while it is slimmed (10,000 pods in pages of
+    // 500 would hold ~5 MB of text and ~15 MB of objects at once).
+    this.pageSize = opts.pageSize ?? 100;
     this.logger = opts.logger;
     this.synced = new Promise((resolve) => {
       this.resolveSynced = resolve;
@@ -497,6 +501,15 @@ export class TaskWatch {
     if (!this._synced && this.listed.jobs && this.listed.pods) {
       this._synced = true;
       this.resolveSynced();
+      // A big first list (Jobs kept with cleanup off) leaves tens of MB of parsed pages behind;
+      // collected once, after the cache has been compacted and the worker re-adopted its Jobs,
+      // rather than whenever the idle heap next grows.
+      if (this.reflectors.jobs.store.size + this.reflectors.pods.store.size >= BIG_LIST) {
+        const t = setTimeout(() => {
+          if (!this.closed) collectGarbage();
+        }, 0);
+        unref(t);
+      }
     }
   }
 
@@ -559,8 +572,37 @@ export class TaskWatch {
       this.clearTimer(hash);
       return;
     }
+    if (e?.job && !this.listeners.has(hash) && isReported(e.job)) {
+      this.forgetDetails(hash, e);
+      this.clearTimer(hash);
+      return;
+    }
     this.maybeReadEvents(hash, snap.pods);
     this.schedule(hash, snap.pods);
+  }
+
+  /**
+   * An execution whose outcome was reported and that no task follows: no rule reads its pods'
+   * states again, and re-adoption reads only a few fields of its Job. With cleanup off, or
+   * failed Jobs kept for their TTL, these are most of the cache; stubs keep it small. A change
+   * that arrives later (a watch event) brings the full slim object back until the next notify.
+   */
+  private forgetDetails(hash: string, e: Entry): void {
+    const job = e.job!;
+    const name = job.metadata?.name ?? "";
+    // One copy of the hash string for the Job, its pods and the index key.
+    const labels = { [EXECUTION_HASH_LABEL]: hash };
+    const stub = reportedJobStub(job);
+    stub.metadata!.labels = labels;
+    e.job = stub;
+    if (this.reflectors.jobs.store.get(name) === job) this.reflectors.jobs.store.set(name, stub);
+    for (const [podName, pod] of e.pods) {
+      const podStub = reportedPodStub(pod);
+      podStub.metadata!.labels = labels;
+      e.pods.set(podName, podStub);
+      if (this.reflectors.pods.store.get(podName) === pod) this.reflectors.pods.store.set(podName, podStub);
+      this.podEvents.delete(podName);
+    }
   }
 
   private safeCall(l: SnapshotListener, snap: ExecutionSnapshot): void {
@@ -606,7 +648,7 @@ export class TaskWatch {
       });
       if (res.status !== 200) throw await responseError(res, { verb: "list", resource: "events", namespace: this.namespace });
       const body = JSON.parse(await res.text()) as { items?: unknown[] };
-      const events = (body.items ?? []).map((raw) => ObjectSerializer.deserialize(raw, "CoreV1Event", "") as CoreV1Event);
+      const events = (body.items ?? []).map(slimEvent);
       const signature = events.map((e) => `${e.metadata?.name}@${e.metadata?.resourceVersion}`).join(",");
       if (signature !== pe.signature && this.podEvents.get(podName) === pe) {
         pe.signature = signature;

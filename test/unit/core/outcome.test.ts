@@ -1,9 +1,8 @@
 // decideOutcome / needsEvents / nextRecheckAt / failurePhase on realistic objects: raw JSON as the
-// API server sends it (kubectl get -o json shapes), turned into the client's model classes by the
-// client's own deserializer, exactly as the watcher hands them over.
+// API server sends it (kubectl get -o json shapes), slimmed to what the watch cache keeps
+// (src/kube/slim.ts), exactly as the watcher hands them over.
 import { describe, expect, test } from "bun:test";
 import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
-import { ObjectSerializer } from "@kubernetes/client-node/dist/gen/models/ObjectSerializer.js";
 import {
   decideOutcome,
   failurePhase,
@@ -12,6 +11,7 @@ import {
   type FailedOutcome,
   type Outcome,
 } from "../../../src/core/outcome.ts";
+import { slimEvent, slimJob, slimPod } from "../../../src/kube/slim.ts";
 
 const NS = "oz-tasks";
 const JOB = "oz-task-fix-login-bug-exec-a1b2c3d4";
@@ -31,8 +31,10 @@ const LABELS = {
 
 type Json = Record<string, unknown>;
 
+const SLIM = { V1Job: slimJob, V1Pod: slimPod, CoreV1Event: slimEvent };
+
 function model<T>(raw: Json, type: "V1Job" | "V1Pod" | "CoreV1Event"): T {
-  return ObjectSerializer.deserialize(raw, type, "") as T;
+  return SLIM[type](raw) as T;
 }
 
 function job(conditions: Json[] = [], extra: Json = {}): V1Job {

@@ -7,6 +7,7 @@ import {
   computeBench,
   isWorkerSeries,
   RESULT_KEYS,
+  keptGrowthMb,
   roleAllows,
   resultJson,
   taskTiming,
@@ -84,7 +85,10 @@ function input(over: Partial<BenchInput> = {}): BenchInput {
     workerRequests: requests,
     peakWatchConnections: 2,
     peakApiserverConnections: 3,
-    workerPeakRssMb: 80.04,
+    workerPeakRssMb: 60.04,
+    workerIdleRssMb: 41.26,
+    keptJobs: 0,
+    workerRssAfterSyncMb: null,
     workerCpuSeconds: 1.234,
     ...over,
   };
@@ -99,7 +103,10 @@ describe("computeBench", () => {
     expect(result.tasks_per_second).toBe(1.67);
     expect(result.api_requests_per_task).toEqual({ total: 2.5, by_verb_resource: { "DELETE jobs": 1, "GET pods/log": 0.5, "POST jobs": 1 } });
     expect(details.requestCounts).toEqual({ "DELETE jobs": 4, "GET pods/log": 2, "POST jobs": 4 });
-    expect(result.worker_peak_rss_mb).toBe(80);
+    expect(result.worker_peak_rss_mb).toBe(60);
+    expect(result.worker_idle_rss_mb).toBe(41.3);
+    expect(result.kept_jobs).toBe(0);
+    expect(result.worker_rss_after_sync_mb).toBeNull();
     expect(result.worker_cpu_seconds).toBe(1.23);
     expect(details.states).toEqual({ succeeded: 4 });
     expect(details.missingCreate).toBe(0);
@@ -126,10 +133,28 @@ describe("computeBench", () => {
     expect(ok).toMatch(/peak TCP connections to the API server\s+3\s+<= 4\s+pass/);
     expect(ok).toMatch(/API requests per task \(all verbs\)\s+2\.50\s+<= 3 per task\s+pass/);
     expect(ok).toMatch(/ {2}GET pods\/log {2}\(2 in all\)\s+0\.50/);
-    const bad = benchTable(...pair(input({ peakWatchConnections: 5, peakApiserverConnections: 66, workerPeakRssMb: 170 }))).map(stripAnsi).join("\n");
+    expect(ok).toMatch(/worker peak RSS, MB\s+60\.0\s+<= 70 MB\s+pass/);
+    expect(ok).toMatch(/worker idle RSS \(connected, no tasks\), MB\s+41\.3/);
+    expect(ok).not.toMatch(/kept Jobs/);
+    const bad = benchTable(...pair(input({ peakWatchConnections: 5, peakApiserverConnections: 66, workerPeakRssMb: 90 }))).map(stripAnsi).join("\n");
     expect(bad).toMatch(/<= 4\s+miss by 62/);
     expect(bad).toMatch(/<= 2\s+miss by 3/);
-    expect(bad).toMatch(/< 150 MB\s+miss by 20 MB/);
+    expect(bad).toMatch(/<= 70 MB\s+miss by 20 MB/);
+  });
+
+  test("kept Jobs: RSS after the sync against idle, and the cost per kept pair", () => {
+    // 10,000 pairs on top of 41.26 MB idle: 59.3 MB is 18 MB more, 1.84 KB a pair.
+    const { result } = computeBench(input({ keptJobs: 10_000, workerRssAfterSyncMb: 59.3 }));
+    expect(result.worker_rss_after_sync_mb).toBe(59.3);
+    expect(keptGrowthMb(result)).toBe(18);
+    const ok = benchTable(result, computeBench(input()).details).map(stripAnsi).join("\n");
+    expect(ok).toMatch(/worker RSS after syncing 10000 kept Jobs, MB\s+59\.3\s+<= idle \+ 25 MB\s+pass/);
+    expect(ok).toMatch(/cache cost per kept Job\+Pod pair, KB\s+1\.84\s+<= 2 KB\s+pass/);
+    // 10,000 pairs at 20 KB each (the full objects): 195.3 MB more.
+    const fat = computeBench(input({ keptJobs: 10_000, workerRssAfterSyncMb: 236.6 })).result;
+    const bad = benchTable(fat, computeBench(input()).details).map(stripAnsi).join("\n");
+    expect(bad).toMatch(/<= idle \+ 25 MB\s+miss by 170\.3 MB/);
+    expect(bad).toMatch(/KB\s+20\.00\s+<= 2 KB\s+miss by 18 KB/);
   });
 });
 
