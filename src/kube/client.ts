@@ -30,6 +30,7 @@ import { fetch as undiciFetch } from "undici";
 import { type ExecConfig, ExecCredentialProvider } from "./exec-credential.ts";
 import { h1Stream } from "./h1-stream.ts";
 import { H2Transport, type H2Tls } from "./h2.ts";
+import { describeError } from "../util/errors.ts";
 
 const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 const USER_AGENT = "oz-worker";
@@ -258,21 +259,6 @@ function parseStatus(body: unknown): StatusLike | undefined {
     ...(typeof o.message === "string" ? { message: o.message } : {}),
     ...(typeof o.code === "number" ? { code: o.code } : {}),
   };
-}
-
-/** A one-line description of a thrown value, including nested causes' codes. */
-export function describeError(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const parts = [err.message || err.name];
-  let cause: unknown = (err as { cause?: unknown }).cause;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === "string" && !err.message.includes(code)) parts.push(code);
-  for (let i = 0; cause instanceof Error && i < 3; i++) {
-    const c = cause as Error & { code?: unknown };
-    parts.push(typeof c.code === "string" && !c.message.includes(c.code) ? `${c.message} (${c.code})` : c.message);
-    cause = (c as { cause?: unknown }).cause;
-  }
-  return parts.filter(Boolean).join(": ");
 }
 
 const NETWORK_ERRORS: Readonly<Record<string, string>> = {

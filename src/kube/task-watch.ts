@@ -8,10 +8,12 @@
 import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
 import { EXECUTION_HASH_LABEL, EXECUTION_ID_ANNOTATION, PREFLIGHT_LABEL, TASK_ID_ANNOTATION, WORKER_HASH_LABEL } from "../core/naming.ts";
 import { DEFAULT_EVENTS_SLOW_AFTER_MS, nextRecheckAt, podNeedsEvents } from "../core/outcome.ts";
-import { describeError, type KubeClient, KubeApiError, responseError } from "./client.ts";
+import { type KubeClient, KubeApiError, responseError } from "./client.ts";
 import { isReported, reportedJobStub, reportedPodStub, slimEvent, slimJob, slimPod } from "./slim.ts";
 import { watchStream, WatchExpiredError } from "./watch-stream.ts";
 import { collectGarbage } from "../runtime.ts";
+import { describeError } from "../util/errors.ts";
+import { sleep } from "../util/timers.ts";
 
 export type WatchKind = "jobs" | "pods";
 
@@ -105,17 +107,6 @@ interface PodEvents {
   signature: string;
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 
 function unref(t: ReturnType<typeof setTimeout>): void {
   (t as { unref?: () => void }).unref?.();

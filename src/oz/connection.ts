@@ -29,6 +29,9 @@ import {
   utf8Length,
 } from "./websocket.ts";
 import { serverText } from "../telemetry/log.ts";
+import { errorText } from "../util/errors.ts";
+import { nextBackoff, type BackoffOptions } from "../util/timers.ts";
+import { redactUrl, safeDecode } from "../util/url.ts";
 
 // ---------------------------------------------------------------- types
 
@@ -47,13 +50,6 @@ export const RECONNECT_REASONS: readonly ReconnectReason[] = [
   "server_closed",
   "write_timeout",
 ];
-
-export interface BackoffOptions {
-  initialMs: number;
-  maxMs: number;
-  /** Fraction of each delay that is randomised away (0..1): the delay is in [base*(1-jitter), base]. Default 0.2. */
-  jitter?: number;
-}
 
 /** Server -> worker types delivered to onMessage by default; others are logged and ignored. */
 export const SERVER_MESSAGE_TYPES: readonly string[] = ["task_assignment", "task_cancellation"];
@@ -149,22 +145,6 @@ export type EnvelopeResult =
 // ---------------------------------------------------------------- pure functions
 
 /**
- * Delay before reconnect attempt `attempt` (0 = first retry): initialMs doubled
- * per attempt, capped at maxMs, then reduced by up to `jitter` of itself.
- */
-export function nextBackoff(attempt: number, options: BackoffOptions, random: () => number = Math.random): number {
-  const n = Number.isFinite(attempt) ? Math.max(0, Math.floor(attempt)) : 0;
-  const initial = Math.max(0, options.initialMs);
-  const max = Math.max(initial, options.maxMs);
-  const base = Math.min(max, initial * 2 ** Math.min(n, 60));
-  const jitter = Math.min(1, Math.max(0, options.jitter ?? 0.2));
-  let r = random();
-  if (!(r >= 0)) r = 0;
-  if (r >= 1) r = 1;
-  return Math.max(0, Math.round(base * (1 - jitter * r)));
-}
-
-/**
  * Parse one text frame into the envelope `{"type": string, "data": object}`.
  * Error strings never quote the frame (it may carry secrets such as env_vars).
  */
@@ -200,7 +180,7 @@ export function withWorkerId(url: string, workerId: string): string {
   const kept = u.search
     .replace(/^\?/, "")
     .split("&")
-    .filter((p) => p !== "" && safeDecode(p.split("=")[0] ?? "") !== "worker_id");
+    .filter((p) => p !== "" && safeDecode(p.split("=")[0] ?? "", { plusAsSpace: true }) !== "worker_id");
   kept.push(`worker_id=${encodeURIComponent(workerId)}`);
   u.search = `?${kept.join("&")}`;
   return u.toString();
@@ -211,20 +191,6 @@ export function validateWorkerId(workerId: string): string | undefined {
   if (workerId.trim() === "") return "the worker ID is empty";
   if (workerId.startsWith("warp")) return `worker ID "${workerId}" is reserved: IDs beginning with "warp" are refused`;
   return undefined;
-}
-
-/** The URL without user info, for logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username || u.password) {
-      u.username = "";
-      u.password = "";
-    }
-    return u.toString();
-  } catch {
-    return "<invalid url>";
-  }
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -238,20 +204,12 @@ function describe(v: unknown): string {
   return t === "object" ? "an object" : `a ${t}`;
 }
 
-function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s.replace(/\+/g, " "));
-  } catch {
-    return s;
-  }
-}
-
 function clip(s: string, max: number): string {
   return s.length <= max ? s : `${s.slice(0, max)}…(${s.length} chars)`;
 }
 
-function errorText(err: unknown): string {
-  return scrub(err instanceof Error ? err.message : String(err));
+function scrubbedErrorText(err: unknown): string {
+  return scrub(errorText(err));
 }
 
 /** Runtime error text for logs: clipped, and any user:password@ of a quoted URL removed. */
@@ -425,7 +383,7 @@ export class OzConnection {
       this.#log.error("oz connection: message dropped, it cannot be serialised", {
         type,
         task_id: taskId,
-        error: errorText(err),
+        error: scrubbedErrorText(err),
       });
       waiter?.reject(new OzMessageDropped("unserialisable", type, taskId));
       return false;
@@ -447,7 +405,7 @@ export class OzConnection {
   stop(options: StopOptions = {}): Promise<StopResult> {
     if (this.#stopPromise) return this.#stopPromise;
     this.#stopPromise = this.#doStop(positive(options.timeoutMs, 5_000)).catch((err: unknown) => {
-      this.#log.error("oz connection: stop failed", { error: errorText(err) });
+      this.#log.error("oz connection: stop failed", { error: scrubbedErrorText(err) });
       this.#finalStop();
       return { unsent: this.#outbox.length };
     });
@@ -484,7 +442,7 @@ export class OzConnection {
         },
       );
     } catch (err) {
-      session.lastError = { message: errorText(err) };
+      session.lastError = { message: scrubbedErrorText(err) };
       this.#teardown(session, "dial_error");
       return;
     }
@@ -628,7 +586,7 @@ export class OzConnection {
       pinged = session.socket.ping();
     } catch (err) {
       // The socket is going away; its close event follows.
-      this.#log.debug("oz connection: ping failed", { error: errorText(err) });
+      this.#log.debug("oz connection: ping failed", { error: scrubbedErrorText(err) });
       return;
     }
     if (pinged) {
@@ -693,11 +651,11 @@ export class OzConnection {
       const r = this.#opts.onMessage(type, env.data);
       if (r && typeof (r as Promise<void>).then === "function") {
         (r as Promise<void>).then(undefined, (err: unknown) =>
-          this.#log.error("oz connection: message handler failed", { type, error: errorText(err) }),
+          this.#log.error("oz connection: message handler failed", { type, error: scrubbedErrorText(err) }),
         );
       }
     } catch (err) {
-      this.#log.error("oz connection: message handler failed", { type, error: errorText(err) });
+      this.#log.error("oz connection: message handler failed", { type, error: scrubbedErrorText(err) });
     }
   }
 
@@ -737,7 +695,7 @@ export class OzConnection {
       try {
         ok = sock.send(entry.text);
       } catch (err) {
-        session.lastError = { message: `send failed: ${errorText(err)}` };
+        session.lastError = { message: `send failed: ${scrubbedErrorText(err)}` };
         ok = false;
       }
       if (!ok) break; // the socket is closing; its close event reconnects, the entry stays queued
@@ -877,7 +835,7 @@ export class OzConnection {
       fn();
     } catch (err) {
       try {
-        this.#log.error(what, { error: errorText(err) });
+        this.#log.error(what, { error: scrubbedErrorText(err) });
       } catch {
         // a throwing logger must not take the connection down either
       }

@@ -38,6 +38,8 @@ import {
   type FailurePhase,
   type FailureReason,
 } from "../core/failure-reasons.ts";
+import { describeError } from "../util/errors.ts";
+import { redactUrl, safeDecode, type RedactUrlOptions } from "../util/url.ts";
 
 // ---------------------------------------------------------------------------
 // The contract: names, label values, buckets
@@ -135,6 +137,9 @@ export function failurePhaseFor(reason: unknown): FailurePhase {
 // ---------------------------------------------------------------------------
 
 export type MetricsExporterKind = "prometheus" | "otlp" | "console" | "none";
+/** For log lines: no credentials, no query. */
+const LOG_URL: RedactUrlOptions = { dropQuery: true, invalid: "<unparseable>" };
+
 export type MetricsLogger = Pick<Logger, "debug" | "info" | "warn" | "error">;
 export type Env = Record<string, string | undefined>;
 
@@ -265,10 +270,10 @@ export function resolveMetricsConfig(env: Env, logger: MetricsLogger): MetricsCo
   const general = get("OTEL_EXPORTER_OTLP_ENDPOINT");
   if (specific !== undefined) {
     if (isHttpUrl(specific)) url = specific;
-    else logger.warn("invalid OTEL_EXPORTER_OTLP_METRICS_ENDPOINT; using the default", { value: redactUrl(specific) });
+    else logger.warn("invalid OTEL_EXPORTER_OTLP_METRICS_ENDPOINT; using the default", { value: redactUrl(specific, LOG_URL) });
   } else if (general !== undefined) {
     if (isHttpUrl(general)) url = `${general.replace(/\/+$/, "")}/v1/metrics`;
-    else logger.warn("invalid OTEL_EXPORTER_OTLP_ENDPOINT; using the default", { value: redactUrl(general) });
+    else logger.warn("invalid OTEL_EXPORTER_OTLP_ENDPOINT; using the default", { value: redactUrl(general, LOG_URL) });
   }
 
   const headers = {
@@ -314,19 +319,6 @@ function isHttpUrl(s: string): boolean {
   }
 }
 
-/** For log lines: no credentials, no query. */
-function redactUrl(s: string): string {
-  try {
-    const u = new URL(s);
-    u.username = "";
-    u.password = "";
-    u.search = "";
-    return u.toString();
-  } catch {
-    return "<unparseable>";
-  }
-}
-
 function positiveInt(raw: string | undefined, name: string, logger: MetricsLogger): number | undefined {
   if (raw === undefined) return undefined;
   const n = Number(raw);
@@ -347,14 +339,6 @@ export function parseKeyValueList(raw: string | undefined): Record<string, strin
     if (key !== "") out[key] = value;
   }
   return out;
-}
-
-function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
 }
 
 // ---------------------------------------------------------------------------
@@ -414,7 +398,7 @@ export async function createMetrics(options: MetricsOptions): Promise<WorkerMetr
             ),
           );
           logger.info("metrics: pushing OTLP", {
-            endpoint: redactUrl(config.otlp.url),
+            endpoint: redactUrl(config.otlp.url, LOG_URL),
             protocol: config.otlp.protocol,
             interval_ms: config.exportIntervalMillis,
           });
@@ -774,18 +758,6 @@ class GuardedExporter implements PushMetricExporter {
       fields,
     );
   }
-}
-
-function describeError(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    const cause = (error as { cause?: unknown }).cause;
-    let s = error.message || error.name;
-    if (typeof code === "string" || typeof code === "number") s += ` (${code})`;
-    if (cause instanceof Error && cause.message && !s.includes(cause.message)) s += `: ${cause.message}`;
-    return s;
-  }
-  return String(error ?? "unknown error");
 }
 
 async function createOtlpExporter(c: OtlpConfig): Promise<PushMetricExporter> {

@@ -26,6 +26,7 @@ import {
 } from "../oz/protocol.ts";
 import { type Logger, type SecretRegistry, serverText } from "../telemetry/log.ts";
 import type { WorkerMetrics } from "../telemetry/metrics.ts";
+import { errorText } from "../util/errors.ts";
 
 /** The Kubernetes operations the loop needs (src/kube/jobs.ts TaskJobs provides them). */
 export interface TaskCluster {
@@ -579,8 +580,4 @@ export function podsStillRun(job: V1Job | undefined, pods: readonly V1Pod[]): bo
   if (isJobFinishing(job)) return false;
   const ended = (p: V1Pod) => p.status?.phase === "Succeeded" || p.status?.phase === "Failed";
   return !(pods.length > 0 && pods.every(ended));
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -3,7 +3,7 @@
 // place (the Job is the durable unit; a restarted worker re-adopts it).
 import { shortHash } from "../core/naming.ts";
 import type { WorkerConfig } from "../core/types.ts";
-import { ClusterUnreachableError, type KubeClient, KubeconfigError, describeError, loadKubeClient } from "../kube/client.ts";
+import { ClusterUnreachableError, type KubeClient, KubeconfigError, loadKubeClient } from "../kube/client.ts";
 import { TaskJobs } from "../kube/jobs.ts";
 import { readContainerLogs } from "../kube/logs.ts";
 import { TaskWatch } from "../kube/task-watch.ts";
@@ -13,6 +13,7 @@ import { startHealthServer, type HealthServer } from "../telemetry/health.ts";
 import { createLogger, secrets, serverText, type LogFormat, type Logger } from "../telemetry/log.ts";
 import { createMetrics } from "../telemetry/metrics.ts";
 import { TaskLoop } from "./task-loop.ts";
+import { describeError } from "../util/errors.ts";
 
 export interface WorkerOptions {
   config: WorkerConfig;

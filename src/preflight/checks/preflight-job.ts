@@ -11,6 +11,8 @@ import type { CheckContext } from "../context.ts";
 import { decideAtTimeout, decidePreflight, type EventLike, type PodLike, type PreflightObservation, type Verdict } from "../decide.ts";
 import type { CheckResult } from "../types.ts";
 import { explainCreateError } from "./api-errors.ts";
+import { errorText } from "../../util/errors.ts";
+import { sleep } from "../../util/timers.ts";
 
 export type PreflightJobResult = Omit<CheckResult, "name" | "durationMs"> & { interrupted?: boolean };
 
@@ -312,23 +314,4 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
       },
     );
   });
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
-  });
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -6,10 +6,10 @@ import {
   OzConnection,
   OzMessageDropped,
   type ReconnectReason,
-  nextBackoff,
   validateWorkerId,
   withWorkerId,
 } from "../../../src/oz/connection.ts";
+import { nextBackoff } from "../../../src/util/timers.ts";
 import { type SocketImplementation, loadUndici, openSocket, utf8Length } from "../../../src/oz/websocket.ts";
 
 // ---------------------------------------------------------------- pure functions
