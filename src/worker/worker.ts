@@ -11,6 +11,7 @@ import { OzConnection, type ReconnectReason } from "../oz/connection.ts";
 import { parseServerMessage, taskClaimed, taskFailed } from "../oz/protocol.ts";
 import { startHealthServer, type HealthServer } from "../telemetry/health.ts";
 import { createLogger, secrets, serverText, type LogFormat, type Logger } from "../telemetry/log.ts";
+import type { ReconnectLabel } from "../telemetry/metric-contract.ts";
 import { createMetrics } from "../telemetry/metrics.ts";
 import { TaskLoop } from "./task-loop.ts";
 import { describeError } from "../util/errors.ts";
@@ -39,7 +40,7 @@ const SHUTDOWN_BUDGET_MS = 8_000;
 const SHUTDOWN_CLOSE_MS = 2_500;
 
 // The connection's reconnect causes, named as the Go worker's metric labels.
-const RECONNECT_LABEL: Record<ReconnectReason, string> = {
+const RECONNECT_LABEL: Record<ReconnectReason, ReconnectLabel> = {
   dial_error: "dial_failed",
   read_error: "read_error",
   keepalive_timeout: "keepalive_timeout",

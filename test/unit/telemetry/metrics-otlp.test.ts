@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createMetrics, FAILURE_REASONS, METRIC_NAMES, type WorkerMetrics } from "../../../src/telemetry/metrics.ts";
+import { FAILURE_REASONS, METRIC_NAMES } from "../../../src/telemetry/metric-contract.ts";
+import { createMetrics, type WorkerMetrics } from "../../../src/telemetry/metrics.ts";
 import { memoryLogger } from "./support/logger.ts";
 import { startOtlpReceiver, type DecodedRequest, type OtlpReceiver, type ReceivedRequest } from "./support/otlp.ts";
 

@@ -2,17 +2,15 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
-  createMetrics,
   DEFAULT_FAILURE_PHASE,
   FAILURE_REASONS,
   failurePhaseFor,
   METRIC_NAMES,
-  parseKeyValueList,
-  RECONNECT_REASONS,
+  RECONNECT_LABELS,
   REJECT_REASONS,
-  resolveMetricsConfig,
-  type WorkerMetrics,
-} from "../../../src/telemetry/metrics.ts";
+} from "../../../src/telemetry/metric-contract.ts";
+import { parseKeyValueList, resolveMetricsConfig } from "../../../src/telemetry/metric-env.ts";
+import { createMetrics, type WorkerMetrics } from "../../../src/telemetry/metrics.ts";
 import { memoryLogger } from "./support/logger.ts";
 import { parsePrometheus, type PromSample } from "./support/otlp.ts";
 
@@ -113,7 +111,7 @@ describe("prometheus exporter", () => {
     for (const reason of REJECT_REASONS) {
       expect(value(samples, "oz_worker_tasks_rejected_total", { reason })).toBe(0);
     }
-    for (const reason of RECONNECT_REASONS) {
+    for (const reason of RECONNECT_LABELS) {
       expect(value(samples, "oz_worker_websocket_reconnects_total", { reason })).toBe(0);
     }
     const failures = samples.filter((s) => s.name === "oz_worker_task_failures_total");
