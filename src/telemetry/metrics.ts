@@ -37,7 +37,7 @@ import {
   FAILURE_REASONS,
   type FailurePhase,
   type FailureReason,
-} from "../core/failure-reasons.ts";
+} from "../oz/failure-reasons.ts";
 import { describeError } from "../util/errors.ts";
 import { redactUrl, safeDecode, type RedactUrlOptions } from "../util/url.ts";
 
