@@ -10,7 +10,7 @@ import type {
   V1Pod,
   V1PodCondition,
 } from "@kubernetes/client-node";
-import { type FailurePhase, type FailureReason, failurePhase } from "./failure-reasons.ts";
+import { type FailurePhase, type FailureReason, failurePhase } from "../oz/failure-reasons.ts";
 
 export interface OutcomeInput {
   /** The task Job; absent when it is not (or no longer) in the cache. Pods alone can still reveal a failure. */

@@ -3,21 +3,10 @@
 // parameter, `{"type","data"}` text frames, keepalive (ping every 30 s, dead
 // after 60 s without a pong or a message, 10 s write deadline), reconnect with
 // exponential backoff 1 s -> 60 s with jitter (reset after a successful dial),
-// and an ordered, bounded outbox that survives disconnects.
-//
-// Outbox policy. Messages sent while disconnected (or faster than the socket
-// drains) wait in the outbox and are written in order once connected. A
-// message leaves the outbox when it is handed to the socket; if the connection
-// then dies while its bytes are still in the socket's send buffer (they never
-// reached the OS, so the server cannot have read them), it goes back to the
-// front of the outbox. Bytes already handed to the OS when a connection dies
-// cannot be accounted for (the protocol has no acknowledgements).
-// When the outbox holds `outboxLimit` messages, the OLDEST message that is not
-// a terminal outcome (task_completed / task_failed; see `protectedTypes`) is
-// dropped, else the oldest message. Claims and rejections matter less: a
-// lost claim leaves a task the server re-assigns or that its outcome settles,
-// a lost outcome leaves a task that never ends. Every drop is logged at error
-// with the message type and task_id and counted in `stats.dropped`.
+// and an ordered, bounded outbox that survives disconnects (its policy and the
+// in-flight accounting: outbox.ts; the envelope: envelope.ts). Every outbox
+// drop is logged at error with the message type and task_id and counted in
+// `stats.dropped`.
 //
 // Nothing here throws out of a callback: socket events, timers and the
 // caller's handlers are all guarded.
@@ -28,19 +17,14 @@ import {
   type SocketLike,
   utf8Length,
 } from "./websocket.ts";
-import { serverText } from "../telemetry/log.ts";
+import { parseEnvelope } from "./envelope.ts";
+import { InFlight, Outbox, type OutboxEntry, OzMessageDropped } from "./outbox.ts";
+import { type Logger, serverText } from "../telemetry/log.ts";
 import { errorText } from "../util/errors.ts";
 import { nextBackoff, type BackoffOptions } from "../util/timers.ts";
 import { redactUrl, safeDecode } from "../util/url.ts";
 
 // ---------------------------------------------------------------- types
-
-export interface ConnectionLogger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
 
 export type ReconnectReason = "dial_error" | "read_error" | "keepalive_timeout" | "server_closed" | "write_timeout";
 export const RECONNECT_REASONS: readonly ReconnectReason[] = [
@@ -61,7 +45,7 @@ export interface OzConnectionOptions {
   url: string;
   apiKey: string;
   workerId: string;
-  logger: ConnectionLogger;
+  logger: Pick<Logger, "debug" | "info" | "warn" | "error">;
   /** A well-formed frame of a known type. May be async; errors are logged. */
   onMessage(type: string, data: Record<string, unknown>): void | Promise<void>;
   onConnectedChange?(connected: boolean): void;
@@ -114,64 +98,7 @@ export interface StopResult {
   unsent: number;
 }
 
-/** Why sendAndWait() rejected: the message will never be sent. */
-export class OzMessageDropped extends Error {
-  override readonly name = "OzMessageDropped";
-  readonly reason: "outbox_full" | "stopped" | "unserialisable";
-  readonly type: string;
-  readonly taskId: string | undefined;
-  constructor(
-    reason: "outbox_full" | "stopped" | "unserialisable",
-    type: string,
-    taskId: string | undefined,
-  ) {
-    super(
-      reason === "outbox_full"
-        ? `the ${type} message was dropped: the outbox is full`
-        : reason === "stopped"
-          ? `the ${type} message was not sent: the connection is stopped`
-          : `the ${type} message cannot be serialised`,
-    );
-    this.reason = reason;
-    this.type = type;
-    this.taskId = taskId;
-  }
-}
-
-export type EnvelopeResult =
-  | { ok: true; type: string; data: Record<string, unknown> }
-  | { ok: false; error: string; type?: string };
-
 // ---------------------------------------------------------------- pure functions
-
-/**
- * Parse one text frame into the envelope `{"type": string, "data": object}`.
- * Error strings never quote the frame (it may carry secrets such as env_vars).
- */
-export function parseEnvelope(text: string): EnvelopeResult {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    // The engine's message can quote the frame; keep it out of the logs.
-    return { ok: false, error: "invalid JSON" };
-  }
-  if (!isPlainObject(value)) return { ok: false, error: `frame is ${describe(value)}, not a JSON object` };
-  const type = value.type;
-  if (typeof type !== "string") {
-    return { ok: false, error: type === undefined ? "missing type" : `type is ${describe(type)}, not a string` };
-  }
-  if (type.length === 0) return { ok: false, error: "empty type" };
-  const data = value.data;
-  if (!isPlainObject(data)) {
-    return {
-      ok: false,
-      type,
-      error: data === undefined ? "missing data" : `data is ${describe(data)}, not an object`,
-    };
-  }
-  return { ok: true, type, data };
-}
 
 /** `url` with the query parameter worker_id=<id>, other parameters kept as they are, any fragment removed. */
 export function withWorkerId(url: string, workerId: string): string {
@@ -193,17 +120,6 @@ export function validateWorkerId(workerId: string): string | undefined {
   return undefined;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function describe(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  const t = typeof v;
-  return t === "object" ? "an object" : `a ${t}`;
-}
-
 function clip(s: string, max: number): string {
   return s.length <= max ? s : `${s.slice(0, max)}…(${s.length} chars)`;
 }
@@ -219,28 +135,12 @@ function scrub(text: string): string {
 
 // ---------------------------------------------------------------- the connection
 
-interface OutboxEntry {
-  type: string;
-  taskId?: string;
-  text: string;
-  /** sendAndWait()'s promise. */
-  waiter?: { resolve(): void; reject(err: Error): void };
-}
-
-interface InflightEntry {
-  entry: OutboxEntry;
-  /** Value of Session.written once this message's bytes were counted. */
-  end: number;
-  deadline: number;
-}
-
 /** State of one socket, from dial to close. Events from an old session are ignored. */
 interface Session {
   socket?: SocketLike;
   open: boolean;
-  /** Bytes counted into the socket's bufferedAmount so far (sendCost sums). */
-  written: number;
-  inflight: InflightEntry[];
+  /** Messages handed to this socket whose bytes may not have left the process. */
+  inflight: InFlight;
   lastActivity: number;
   lastError?: SocketError;
   canPing: boolean;
@@ -255,24 +155,22 @@ type State = "idle" | "running" | "stopping" | "stopped";
 
 export class OzConnection {
   readonly #opts: OzConnectionOptions;
-  readonly #log: ConnectionLogger;
+  readonly #log: OzConnectionOptions["logger"];
   readonly #url: string;
   readonly #pingIntervalMs: number;
   readonly #deadAfterMs: number;
   readonly #writeTimeoutMs: number;
   readonly #dialTimeoutMs: number;
   readonly #backoff: BackoffOptions;
-  readonly #outboxLimit: number;
   readonly #maxBufferedBytes: number;
   readonly #known: ReadonlySet<string> | null;
-  readonly #protected: ReadonlySet<string>;
   readonly #openSocket: OpenSocket;
 
   #state: State = "idle";
   #session: Session | undefined;
   #attempt = 0;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  #outbox: OutboxEntry[] = [];
+  readonly #outbox: Outbox;
   #authRejected = false;
   #stopPromise: Promise<StopResult> | undefined;
   #stats: Omit<ConnectionStats, "queued" | "reconnectsByReason"> = {
@@ -318,10 +216,12 @@ export class OzConnection {
       maxMs: positive(options.backoff?.maxMs, 60_000),
       jitter: options.backoff?.jitter ?? 0.2,
     };
-    this.#outboxLimit = Math.max(1, Math.floor(positive(options.outboxLimit, 10_000)));
+    this.#outbox = new Outbox(
+      Math.max(1, Math.floor(positive(options.outboxLimit, 10_000))),
+      options.protectedTypes ?? TERMINAL_MESSAGE_TYPES,
+    );
     this.#maxBufferedBytes = positive(options.maxBufferedBytes, 1 << 20);
     this.#known = options.knownTypes === null ? null : new Set(options.knownTypes ?? SERVER_MESSAGE_TYPES);
-    this.#protected = new Set(options.protectedTypes ?? TERMINAL_MESSAGE_TYPES);
     this.#openSocket = options.openSocket ?? defaultOpenSocket;
   }
 
@@ -391,8 +291,7 @@ export class OzConnection {
     const entry: OutboxEntry = { type, text };
     if (taskId !== undefined) entry.taskId = taskId;
     if (waiter) entry.waiter = waiter;
-    this.#outbox.push(entry);
-    this.#enforceBound();
+    this.#logEvicted(this.#outbox.push(entry));
     const s = this.#session;
     if (s?.open) this.#flush(s);
     return true;
@@ -418,8 +317,7 @@ export class OzConnection {
     this.#clearReconnectTimer();
     const session: Session = {
       open: false,
-      written: 0,
-      inflight: [],
+      inflight: new InFlight(),
       lastActivity: Date.now(),
       canPing: true,
       dialStarted: Date.now(),
@@ -591,7 +489,7 @@ export class OzConnection {
     }
     if (pinged) {
       // Pings share the byte stream that bufferedAmount measures on some runtimes.
-      session.written += session.socket.pingCost;
+      session.inflight.countBytes(session.socket.pingCost);
       return;
     }
     if (session.canPing) {
@@ -669,17 +567,14 @@ export class OzConnection {
 
   // ---------------------------------------------------------------- writing
 
-  #enforceBound(): void {
-    while (this.#outbox.length > this.#outboxLimit) {
-      let i = this.#outbox.findIndex((e) => !this.#protected.has(e.type));
-      if (i < 0) i = 0;
-      const [victim] = this.#outbox.splice(i, 1);
+  /** Log and count the messages the outbox bound dropped. */
+  #logEvicted(evicted: readonly OutboxEntry[]): void {
+    for (const victim of evicted) {
       this.#stats.dropped++;
-      victim?.waiter?.reject(new OzMessageDropped("outbox_full", victim.type, victim.taskId));
       this.#log.error("oz connection: outbox full, dropped a queued message", {
-        type: victim?.type,
-        task_id: victim?.taskId,
-        limit: this.#outboxLimit,
+        type: victim.type,
+        task_id: victim.taskId,
+        limit: this.#outbox.limit,
         dropped_total: this.#stats.dropped,
       });
     }
@@ -690,7 +585,7 @@ export class OzConnection {
     if (!sock) return;
     while (session.open && this.#session === session && this.#outbox.length > 0) {
       if (sock.bufferedAmount >= this.#maxBufferedBytes) break;
-      const entry = this.#outbox[0]!;
+      const entry = this.#outbox.peek()!;
       let ok: boolean;
       try {
         ok = sock.send(entry.text);
@@ -701,8 +596,7 @@ export class OzConnection {
       if (!ok) break; // the socket is closing; its close event reconnects, the entry stays queued
       this.#outbox.shift();
       this.#stats.sent++;
-      session.written += sock.sendCost(entry.text);
-      session.inflight.push({ entry, end: session.written, deadline: Date.now() + this.#writeTimeoutMs });
+      session.inflight.add(entry, sock.sendCost(entry.text), Date.now() + this.#writeTimeoutMs);
     }
     this.#checkDrain(session);
   }
@@ -711,16 +605,9 @@ export class OzConnection {
   #checkDrain(session: Session): void {
     if (this.#session !== session || !session.open || !session.socket) return;
     const buffered = session.socket.bufferedAmount;
-    if (buffered <= 0) {
-      retire(session.inflight.splice(0));
-    } else {
-      const flushed = session.written - buffered;
-      let n = 0;
-      while (n < session.inflight.length && session.inflight[n]!.end <= flushed) n++;
-      if (n > 0) retire(session.inflight.splice(0, n));
-    }
-    const first = session.inflight[0];
-    if (first && first.deadline <= Date.now()) {
+    session.inflight.settle(buffered);
+    const deadline = session.inflight.oldestDeadline;
+    if (deadline !== undefined && deadline <= Date.now()) {
       session.lastError = {
         message: `a write did not complete within ${this.#writeTimeoutMs} ms (${buffered} bytes unsent)`,
       };
@@ -745,19 +632,16 @@ export class OzConnection {
   #requeueUndrained(session: Session): void {
     if (session.inflight.length === 0) return;
     const buffered = session.socket ? safeBuffered(session.socket) : 0;
-    const flushed = session.written - buffered;
-    const gone = session.inflight.splice(0);
-    retire(buffered > 0 ? gone.filter((i) => i.end <= flushed) : gone);
-    const back = buffered > 0 ? gone.filter((i) => i.end > flushed).map((i) => i.entry) : [];
+    const back = session.inflight.takeUnsent(buffered);
     if (back.length === 0) return;
-    this.#outbox.unshift(...back);
+    const evicted = this.#outbox.requeue(back);
     this.#stats.requeued += back.length;
     this.#stats.sent -= back.length;
     this.#log.warn("oz connection: re-queued messages that had not left the process", {
       count: back.length,
       types: back.map((e) => e.type).slice(0, 10),
     });
-    this.#enforceBound();
+    this.#logEvicted(evicted);
   }
 
   // ---------------------------------------------------------------- stopping
@@ -809,16 +693,13 @@ export class OzConnection {
     const unsent = this.#outbox.length;
     if (unsent > 0) {
       const types: Record<string, number> = {};
-      for (const e of this.#outbox) types[e.type] = (types[e.type] ?? 0) + 1;
+      for (const e of this.#outbox.entries) types[e.type] = (types[e.type] ?? 0) + 1;
       this.#log.error("oz connection: stopped with messages that were never sent", {
         unsent,
         types,
-        task_ids: this.#outbox.flatMap((e) => (e.taskId ? [e.taskId] : [])).slice(0, 20),
+        task_ids: this.#outbox.entries.flatMap((e) => (e.taskId ? [e.taskId] : [])).slice(0, 20),
       });
-      for (const e of this.#outbox) {
-        e.waiter?.reject(new OzMessageDropped("stopped", e.type, e.taskId));
-        delete e.waiter;
-      }
+      this.#outbox.abandon();
     }
     return { unsent };
   }
@@ -840,14 +721,6 @@ export class OzConnection {
         // a throwing logger must not take the connection down either
       }
     }
-  }
-}
-
-/** These messages left the process: settle their sendAndWait() promises. */
-function retire(done: InflightEntry[]): void {
-  for (const i of done) {
-    i.entry.waiter?.resolve();
-    delete i.entry.waiter;
   }
 }
 

@@ -9,7 +9,7 @@
 // for the few LIMITS below. Error messages name the path and the problem and never
 // include values (env_vars hold secrets).
 import * as v from "valibot";
-import { FAILURE_REASONS, type FailureReason } from "../core/failure-reasons.ts";
+import { FAILURE_REASONS, type FailureReason } from "./failure-reasons.ts";
 
 // ---------------------------------------------------------------------------
 // Types

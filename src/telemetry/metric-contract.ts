@@ -10,7 +10,7 @@ import {
   FAILURE_REASONS,
   type FailurePhase,
   type FailureReason,
-} from "../core/failure-reasons.ts";
+} from "../oz/failure-reasons.ts";
 
 /** Exact exposed names (Prometheus and OTLP alike). */
 export const METRIC_NAMES = {

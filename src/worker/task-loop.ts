@@ -11,7 +11,7 @@ import {
   shortHash,
 } from "../core/naming.ts";
 import { decideOutcome, failurePhase, type FailedOutcome, type Outcome } from "../core/outcome.ts";
-import type { FailureReason } from "../core/failure-reasons.ts";
+import type { FailureReason } from "../oz/failure-reasons.ts";
 import type { WorkerConfig } from "../core/types.ts";
 import type { CreateTaskJobResult, ReportedOutcome } from "../kube/jobs.ts";
 import type { ContainerLogs } from "../kube/logs.ts";

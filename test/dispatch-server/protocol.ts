@@ -3,7 +3,7 @@
 // malformed (the server logs and ignores it) instead of being half-applied.
 
 import * as v from "valibot";
-import { FAILURE_REASONS as FAILURE_REASON_CATALOG } from "../../src/core/failure-reasons.ts";
+import { FAILURE_REASONS as FAILURE_REASON_CATALOG } from "../../src/oz/failure-reasons.ts";
 import { describeIssues } from "./validation.ts";
 import type { JsonObject } from "./types.ts";
 

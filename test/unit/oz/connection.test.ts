@@ -1,14 +1,13 @@
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import net from "node:net";
 import {
-  type ConnectionLogger,
   type OzConnectionOptions,
   OzConnection,
-  OzMessageDropped,
   type ReconnectReason,
   validateWorkerId,
   withWorkerId,
 } from "../../../src/oz/connection.ts";
+import { OzMessageDropped } from "../../../src/oz/outbox.ts";
 import { nextBackoff } from "../../../src/util/timers.ts";
 import { type SocketImplementation, loadUndici, openSocket, utf8Length } from "../../../src/oz/websocket.ts";
 
@@ -98,7 +97,7 @@ interface LogEntry {
   fields?: Record<string, unknown>;
 }
 
-function captureLogger(): { logger: ConnectionLogger; entries: LogEntry[]; text(): string } {
+function captureLogger(): { logger: OzConnectionOptions["logger"]; entries: LogEntry[]; text(): string } {
   const entries: LogEntry[] = [];
   const at =
     (level: LogEntry["level"]) =>

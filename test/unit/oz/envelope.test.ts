@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { parseEnvelope } from "../../../src/oz/connection.ts";
+import { parseEnvelope } from "../../../src/oz/envelope.ts";
 
 describe("parseEnvelope", () => {
   test("accepts {type, data}", () => {

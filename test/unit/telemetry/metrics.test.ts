@@ -336,8 +336,8 @@ describe("exporter selection", () => {
     expect(parseKeyValueList("a=1, b = x%2Cy ,bad,=v,c=")).toEqual({ a: "1", b: "x,y", c: "" });
   });
 
-  test("the failure reason label set is the protocol catalog of src/core", async () => {
-    const core = await import("../../../src/core/failure-reasons.ts");
+  test("the failure reason label set is the protocol catalog of src/oz", async () => {
+    const core = await import("../../../src/oz/failure-reasons.ts");
     expect([...FAILURE_REASONS].sort()).toEqual([...core.FAILURE_REASONS].sort());
   });
 

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { FAILURE_REASONS, isFailureReason } from "../../../src/core/failure-reasons.ts";
+import { FAILURE_REASONS, isFailureReason } from "../../../src/oz/failure-reasons.ts";
 
 test("the catalog is the protocol's list, in order, without duplicates", () => {
   expect([...FAILURE_REASONS]).toEqual([
