@@ -1,6 +1,6 @@
 // What the task watch keeps of a Job, a Pod or an Event: only the fields something reads —
 // the outcome rules (src/core/outcome.ts), re-adoption and cleanup after a restart
-// (src/worker/task-loop.ts, referencedTaskSecret in src/kube/jobs.ts) and the cache itself
+// (src/worker/recovery.ts, referencedTaskSecret in src/kube/jobs.ts) and the cache itself
 // (name, resourceVersion, execution hash). Like a client-go informer's transform: a task Job
 // with its pod template, or a pod with managedFields and its full spec, takes 10-20 KB as
 // objects; what the rules read takes a few hundred bytes. Pure functions of the raw JSON the

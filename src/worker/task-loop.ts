@@ -3,15 +3,10 @@
 // watch and telemetry come in as ports, so the loop reads as the life of a task.
 import type { V1Job, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { JobSpecError, buildTaskObjects } from "../core/job-spec.ts";
-import {
-  EXECUTION_ID_ANNOTATION,
-  REPORTED_OUTCOME_ANNOTATION,
-  TASK_ID_ANNOTATION,
-  effectiveExecutionId,
-  shortHash,
-} from "../core/naming.ts";
+import { effectiveExecutionId, shortHash } from "../core/naming.ts";
 import { decideOutcome, failurePhase, type FailedOutcome, type Outcome } from "../core/outcome.ts";
 import type { FailureReason } from "../oz/failure-reasons.ts";
+import { podsStillRun } from "../core/pod-predicates.ts";
 import type { WorkerConfig } from "../core/types.ts";
 import type { CreateTaskJobResult, ReportedOutcome } from "../kube/jobs.ts";
 import type { ContainerLogs } from "../kube/logs.ts";
@@ -27,6 +22,11 @@ import {
 import { type Logger, type SecretRegistry, serverText } from "../telemetry/log.ts";
 import type { WorkerMetrics } from "../telemetry/metrics.ts";
 import { errorText } from "../util/errors.ts";
+import { admit, isActive, type TaskState } from "./admission.ts";
+import { classifyLeftJob, neverRanOutcome, registerAdoptedSecrets, reportedJobToDelete, resumeHeldJob } from "./recovery.ts";
+import { CANCEL_DELETE_ATTEMPTS, DEFAULT_RETRY_DELAY_MS, Reporter, isNotFound, type Send } from "./reporting.ts";
+
+export type { Send } from "./reporting.ts";
 
 /** The Kubernetes operations the loop needs (src/kube/jobs.ts TaskJobs provides them). */
 export interface TaskCluster {
@@ -50,9 +50,6 @@ export interface TaskObserver {
   jobs(): V1Job[];
 }
 
-/** The way out to Oz; resolves once the message has left the process (or was queued for a reconnect). */
-export type Send = (message: { type: string; data: object }) => Promise<void>;
-
 export interface TaskLoopOptions {
   config: WorkerConfig;
   cluster: TaskCluster;
@@ -65,8 +62,6 @@ export interface TaskLoopOptions {
   /** First pause before recording a reported outcome again after a failure (doubles). Default 500 ms. */
   markRetryDelayMs?: number;
 }
-
-type TaskState = "starting" | "running" | "finishing" | "done";
 
 interface Task {
   taskId: string;
@@ -91,14 +86,7 @@ interface Task {
   cancelQuietly?: boolean;
 }
 
-/** The reject reason label for metrics when the limit is reached. */
-const AT_CAPACITY = "at_capacity";
-const SHUTTING_DOWN = "shutting_down";
 const FAILED_LOG_CONTAINER_LIMIT = 8;
-/** Tries to record a reported outcome on its Job (pauses 0.5, 1, 2, 4, 8, 16 s: about 30 s). */
-const MARK_ATTEMPTS = 7;
-/** Tries to delete a cancelled task's Job (pauses 0.5, 1 s) before stopping its pods instead. */
-const CANCEL_DELETE_ATTEMPTS = 3;
 
 export class TaskLoop {
   readonly #opts: TaskLoopOptions;
@@ -111,10 +99,20 @@ export class TaskLoop {
   #accepting = true;
   /** Reports and cleanups in flight, so shutdown and tests can wait for them. */
   readonly #pending = new Set<Promise<unknown>>();
+  readonly #reporter: Reporter;
+  readonly #retryDelayMs: number;
 
   constructor(options: TaskLoopOptions) {
     this.#opts = options;
     this.#now = options.now ?? Date.now;
+    this.#retryDelayMs = options.markRetryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
+    const { cluster } = options;
+    this.#reporter = new Reporter({
+      send: options.send,
+      markReported: (name, outcome, opts) => cluster.markReported(name, outcome, opts),
+      retryDelayMs: this.#retryDelayMs,
+      accepting: () => this.#accepting,
+    });
   }
 
   /** Tasks counted against max_concurrent_tasks: those being created or running. */
@@ -122,7 +120,7 @@ export class TaskLoop {
     let n = 0;
     // A finishing task's pod has ended (or is being stopped): its slot is free while its
     // report and cleanup complete, so a waiting assignment is not bounced for that.
-    for (const t of this.#tasks.values()) if (t.state === "starting" || t.state === "running") n++;
+    for (const t of this.#tasks.values()) if (isActive(t.state)) n++;
     return n;
   }
 
@@ -143,25 +141,24 @@ export class TaskLoop {
   reattach(): number {
     let adopted = 0;
     for (const job of this.#opts.observer.jobs()) {
-      const ann = job.metadata?.annotations ?? {};
-      const taskId = ann[TASK_ID_ANNOTATION];
-      const name = job.metadata?.name;
-      if (!taskId || !name || job.metadata?.deletionTimestamp) continue;
-      if (ann[REPORTED_OUTCOME_ANNOTATION]) {
-        this.#cleanupReported(job);
+      const left = classifyLeftJob(job);
+      if (left.kind === "skip") continue;
+      if (left.kind === "reported") {
+        // Only its cleanup is left.
+        if (reportedJobToDelete(job, this.#opts.config.cleanup)) {
+          this.#background(this.#opts.cluster.deleteJob(left.name, { propagation: "Background" }).catch(() => false));
+        }
         continue;
       }
-      const executionId = ann[EXECUTION_ID_ANNOTATION] || taskId;
-      if (this.#tasks.has(executionId)) continue;
-      const task = this.#track(taskId, executionId, () => undefined);
-      task.jobName = name;
+      if (this.#tasks.has(left.executionId)) continue;
+      const task = this.#track(left.taskId, left.executionId, () => undefined);
+      task.jobName = left.name;
       task.state = "running";
-      const created = Date.parse(job.metadata?.creationTimestamp as unknown as string);
-      if (Number.isFinite(created)) task.startedAt = created;
-      task.log.info("re-adopted the task's Job after a restart", { job: name });
+      if (left.createdAt !== undefined) task.startedAt = left.createdAt;
+      task.log.info("re-adopted the task's Job after a restart", { job: left.name });
       task.secretsLoaded = this.#registerAdoptedSecrets(task, job);
       this.#watch(task);
-      if (job.spec?.suspend === true) this.#background(this.#resumeHeld(task, job), task.log);
+      if (left.held) this.#background(this.#resumeHeld(task, job), task.log);
       adopted++;
     }
     return adopted;
@@ -171,30 +168,31 @@ export class TaskLoop {
     const taskId = assignment.task_id;
     const executionId = effectiveExecutionId(taskId, assignment.execution_id);
     const existing = this.#tasks.get(executionId);
-    if (existing?.state === "starting" || existing?.state === "running") {
-      // A repeated assignment (the server re-sent it after a reconnect): claim again, create nothing.
+    const admission = admit({
+      existing: existing?.state,
+      accepting: this.#accepting,
+      activeCount: this.activeCount,
+      maxConcurrentTasks: this.#opts.config.maxConcurrentTasks,
+    });
+    if (existing && admission.kind === "claim_again") {
       existing.log.info("assignment repeated for a task already running; claiming it again");
-      this.#send(taskClaimed(taskId, this.#opts.config.workerId), existing.log);
+      void this.#reporter.send(taskClaimed(taskId, this.#opts.config.workerId), existing.log);
       return;
     }
-    if (existing) {
-      // Its outcome is sent or on its way: a claim now would reopen a finished task.
+    if (existing && admission.kind === "ignore") {
       existing.log.info("assignment repeated for a task whose outcome is being reported; not claimed again");
       return;
     }
-    const log = this.#opts.logger.withTask({ task_id: taskId, execution_id: executionId });
-    if (!this.#accepting) {
-      this.#reject(taskId, SHUTTING_DOWN, "the worker is shutting down", log);
-      return;
-    }
-    const limit = this.#opts.config.maxConcurrentTasks;
-    if (limit > 0 && this.activeCount >= limit) {
-      this.#reject(taskId, AT_CAPACITY, `the worker is at its max_concurrent_tasks limit (${limit})`, log);
+    if (admission.kind === "reject") {
+      const log = this.#opts.logger.withTask({ task_id: taskId, execution_id: executionId });
+      log.warn("task rejected", { reason: admission.reason });
+      this.#opts.metrics.taskRejected(admission.metricReason);
+      void this.#reporter.send(taskRejected(taskId, admission.reason), log);
       return;
     }
     const release = this.#opts.secrets.registerAll(Object.values(assignment.env_vars ?? {}));
     const task = this.#track(taskId, executionId, release);
-    this.#send(taskClaimed(taskId, this.#opts.config.workerId), task.log);
+    void this.#reporter.send(taskClaimed(taskId, this.#opts.config.workerId), task.log);
     task.log.info("task claimed", { image: assignment.docker_image === undefined ? undefined : serverText(assignment.docker_image) });
     this.#background(this.#start(task, assignment), task.log);
   }
@@ -205,7 +203,7 @@ export class TaskLoop {
    * newest run; the others are stopped and recorded as cancelled on their Jobs.
    */
   handleCancellation(taskId: string): void {
-    const runs = [...this.#tasks.values()].filter((t) => t.taskId === taskId && (t.state === "starting" || t.state === "running"));
+    const runs = [...this.#tasks.values()].filter((t) => t.taskId === taskId && isActive(t.state));
     if (runs.length === 0) {
       this.#opts.logger.warn("cancellation for a task this worker is not running; ignored", { task_id: serverText(taskId) });
       return;
@@ -305,15 +303,15 @@ export class TaskLoop {
       try {
         // Cancellation stops the pod for real: the Job goes (its pods with it), or with
         // cleanup off it is suspended, which deletes its pods and keeps it for inspection.
-        await this.#retry(task, config.cleanup ? "deleting the cancelled task's Job" : "suspending the cancelled task's Job", name, CANCEL_DELETE_ATTEMPTS, () =>
+        await this.#reporter.retry(task.log, config.cleanup ? "deleting the cancelled task's Job" : "suspending the cancelled task's Job", name, CANCEL_DELETE_ATTEMPTS, () =>
           config.cleanup ? cluster.deleteJob(name, { propagation: "Background" }) : cluster.suspendJob(name, record),
         );
       } catch (err) {
         // A Job already gone (cleanup off, deleted by someone) runs nothing and records nothing.
-        stopped = (err as { notFound?: unknown }).notFound === true ? `Job ${name} was already gone` : await this.#stopCancelledPods(task, name, record, err);
+        stopped = isNotFound(err) ? `Job ${name} was already gone` : await this.#stopCancelledPods(task, name, record, err);
       }
     }
-    if (!task.cancelQuietly) await this.#send(taskCancelled(task.taskId, `task cancelled; ${stopped}`), task.log);
+    if (!task.cancelQuietly) await this.#reporter.send(taskCancelled(task.taskId, `task cancelled; ${stopped}`), task.log);
     task.log.info("task cancelled", { job: name, ...(task.cancelQuietly ? { reported_with: "a newer run of the task" } : {}) });
     this.#done(task, "cancelled");
   }
@@ -326,7 +324,7 @@ export class TaskLoop {
   async #stopCancelledPods(task: Task, name: string, record: ReportedOutcome, err: unknown): Promise<string> {
     task.log.warn("stopping the cancelled task's Job failed; ending its pods through its deadline instead", { job: name, error: errorText(err) });
     try {
-      await this.#markReported(task, name, record, { stopPods: true });
+      await this.#reporter.markReported(task.log, name, record, { stopPods: true });
       return `the pods of Job ${name} stopped (the Job is kept: ${errorText(err)})`;
     } catch (markErr) {
       task.log.error("stopping the cancelled task's pods failed: they may run on, and a restarted worker reports the task again", {
@@ -345,7 +343,7 @@ export class TaskLoop {
     let delivered: boolean;
     if (outcome.state === "succeeded") {
       task.log.info("task succeeded", { job: task.jobName });
-      delivered = await this.#send(taskCompleted(task.taskId, outcome.message), task.log);
+      delivered = await this.#reporter.send(taskCompleted(task.taskId, outcome.message), task.log);
     } else {
       task.log.error("task failed", {
         job: task.jobName,
@@ -353,7 +351,7 @@ export class TaskLoop {
         exit_code: outcome.exitCode,
         message: outcome.message,
       });
-      delivered = await this.#send(taskFailed(task.taskId, outcome.message, outcome.reason, outcome.exitCode), task.log);
+      delivered = await this.#reporter.send(taskFailed(task.taskId, outcome.message, outcome.reason, outcome.exitCode), task.log);
       if (snap) {
         // The task's secrets stay registered until its container logs are written: a log may
         // echo an env_var value, which must still be redacted.
@@ -376,50 +374,16 @@ export class TaskLoop {
       }
       const stillActive = outcome.state === "failed" && podsStillRun(snap?.job, snap?.pods ?? []);
       try {
-        await this.#markReported(task, name, record, { stopPods: stillActive });
+        await this.#reporter.markReported(task.log, name, record, { stopPods: stillActive });
         // A succeeded Job goes at once; a failed one stays for its TTL, for inspection.
         if (outcome.state === "succeeded" || task.deleteWhenReported) await cluster.deleteJob(name, { propagation: "Background" });
       } catch (err) {
         task.log.warn("recording or cleaning up the finished Job failed", { job: name, error: errorText(err) });
       }
     } else if (name) {
-      await this.#markQuietly(task, name, { result: outcome.state });
+      await this.#reporter.markQuietly(task.log, name, { result: outcome.state });
     }
     this.#done(task, outcome.state, outcome.state === "failed" ? outcome : undefined);
-  }
-
-  /**
-   * Records the reported outcome on the Job, retried for about 30 s while the worker runs: an
-   * outcome Oz has but the Job does not record (the API server restarting just then) would be
-   * reported again by a restarted worker. A Job that is gone (404) has nothing to record.
-   */
-  async #markReported(task: Task, name: string, record: ReportedOutcome, opts?: { stopPods?: boolean }): Promise<void> {
-    await this.#retry(task, "recording the reported outcome on the Job", name, MARK_ATTEMPTS, () => this.#opts.cluster.markReported(name, record, opts));
-  }
-
-  /** Calls `call` up to `attempts` times (pauses from markRetryDelayMs, doubling) while the worker runs; a Job that is gone (404) is not retried. */
-  async #retry(task: Task, what: string, name: string, attempts: number, call: () => Promise<unknown>): Promise<void> {
-    let delay = this.#opts.markRetryDelayMs ?? 500;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await call();
-        return;
-      } catch (err) {
-        const gone = (err as { notFound?: unknown }).notFound === true;
-        if (gone || attempt >= attempts || !this.#accepting) throw err;
-        task.log.warn(`${what} failed; retrying`, { job: name, attempt, error: errorText(err) });
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        delay *= 2;
-      }
-    }
-  }
-
-  async #markQuietly(task: Task, name: string, record: ReportedOutcome): Promise<void> {
-    try {
-      await this.#markReported(task, name, record);
-    } catch (err) {
-      task.log.warn("recording the reported outcome on the Job failed", { job: name, error: errorText(err) });
-    }
   }
 
   #done(task: Task, result: "succeeded" | "failed" | "cancelled", failure?: FailedOutcome): void {
@@ -437,22 +401,16 @@ export class TaskLoop {
     });
   }
 
-  /** The failed pod's container logs (each capped, tail kept) go to the worker log. */
   /** Registers a re-adopted task's secret values for redaction (the assignment is gone). */
   async #registerAdoptedSecrets(task: Task, job: V1Job): Promise<void> {
-    const read = this.#opts.cluster.readTaskSecretValues;
-    if (!read) return;
-    try {
-      task.releaseSecrets = this.#opts.secrets.registerAll(await read.call(this.#opts.cluster, job));
-    } catch (err) {
-      task.log.warn("reading the re-adopted task's Secret for log redaction failed; its failed-container logs are not written", {
-        job: task.jobName,
-        error: errorText(err),
-      });
-      task.withholdLogs = true;
-    }
+    const { cluster } = this.#opts;
+    const read = cluster.readTaskSecretValues?.bind(cluster);
+    const release = await registerAdoptedSecrets(read, job, this.#opts.secrets, task.log);
+    if (release === "withhold") task.withholdLogs = true;
+    else if (release) task.releaseSecrets = release;
   }
 
+  /** The failed pod's container logs (each capped, tail kept) go to the worker log. */
   async #logFailedContainers(task: Task, outcome: FailedOutcome, snap: ExecutionSnapshot): Promise<void> {
     await task.secretsLoaded;
     if (task.withholdLogs) return;
@@ -489,66 +447,19 @@ export class TaskLoop {
   async #resumeHeld(task: Task, job: V1Job): Promise<void> {
     const { cluster, config } = this.#opts;
     if (!cluster.resumeHeldJob) return;
-    let result: "resumed" | "secret_missing";
-    let delay = this.#opts.markRetryDelayMs ?? 500;
-    for (let attempt = 1; ; attempt++) {
-      if (task.state !== "running") return;
-      try {
-        result = await cluster.resumeHeldJob(job);
-        break;
-      } catch (err) {
-        // Left as it is, the Job would never run: retry a while (the API server restarting).
-        if (attempt >= MARK_ATTEMPTS || !this.#accepting) throw err;
-        task.log.warn("resuming the Job a stopped worker had left suspended failed; retrying", { job: task.jobName, attempt, error: errorText(err) });
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        delay *= 2;
-      }
-    }
+    const result = await resumeHeldJob((j) => cluster.resumeHeldJob!(j), job, {
+      log: task.log,
+      retryDelayMs: this.#retryDelayMs,
+      stillRunning: () => task.state === "running",
+      accepting: () => this.#accepting,
+    });
+    if (result === undefined) return;
     if (result === "resumed") {
       task.log.info("resumed the Job a stopped worker had left suspended", { job: task.jobName });
       return;
     }
     task.deleteWhenReported = config.cleanup;
-    await this.#finish(task, {
-      state: "failed",
-      reason: "job_create",
-      message:
-        `Job ${task.jobName} (namespace ${config.kubernetes.namespace}) never ran: the worker stopped after creating it ` +
-        "and before creating the Secret with the task's env_vars, which cannot be recovered",
-    });
-  }
-
-  /** A Job whose outcome was reported before a restart: finish its cleanup only. */
-  #cleanupReported(job: V1Job): void {
-    const name = job.metadata?.name;
-    if (!name || !this.#opts.config.cleanup) return;
-    const succeeded = (job.status?.conditions ?? []).some((c) => c.type === "Complete" && c.status === "True");
-    // Suspended with cleanup on: a Job that never ran (see #resumeHeld), which no TTL removes.
-    if (succeeded || job.spec?.suspend === true) this.#background(this.#opts.cluster.deleteJob(name, { propagation: "Background" }).catch(() => false));
-  }
-
-  #reject(taskId: string, metricReason: string, reason: string, log: Logger): void {
-    log.warn("task rejected", { reason });
-    this.#opts.metrics.taskRejected(metricReason);
-    this.#send(taskRejected(taskId, reason), log);
-  }
-
-  /** True once the message left the process; false when it was dropped (already logged). */
-  #send(message: { type: string; data: object }, log: Logger): Promise<boolean> {
-    let sent: Promise<void>;
-    try {
-      sent = this.#opts.send(message);
-    } catch (err) {
-      // A throwing port must not leave the task stuck half-finished.
-      sent = Promise.reject(err);
-    }
-    return sent.then(
-      () => true,
-      (err: unknown) => {
-        log.error("sending to Oz failed", { type: message.type, error: errorText(err) });
-        return false;
-      },
-    );
+    await this.#finish(task, neverRanOutcome(task.jobName, config.kubernetes.namespace));
   }
 
   #background(p: Promise<unknown>, log: Logger = this.#opts.logger): void {
@@ -556,28 +467,4 @@ export class TaskLoop {
     this.#pending.add(tracked);
     void tracked.finally(() => this.#pending.delete(tracked));
   }
-}
-
-/** Condition types after which the Job controller itself ends the Job's pods (Kubernetes sets
- * FailureTarget / SuccessCriteriaMet first and Failed / Complete once the pods are gone). */
-const FINISHING_CONDITIONS = new Set(["Complete", "Failed", "FailureTarget", "SuccessCriteriaMet"]);
-
-/**
- * True when the Job is finished or already being finished by the Job controller: then the
- * worker must not patch an already-passed activeDeadlineSeconds to stop its pods (it would only
- * overwrite the configured deadline on a Job kept for inspection).
- */
-export function isJobFinishing(job: V1Job | undefined): boolean {
-  return (job?.status?.conditions ?? []).some((c) => FINISHING_CONDITIONS.has(c.type) && c.status === "True");
-}
-
-/**
- * Whether a failed task's Job may still run pods that only the worker would stop: not when the
- * Job controller is finishing it, nor when every pod already ended (backoffLimit 0: the Job
- * controller fails the Job by itself, with its real reason, e.g. BackoffLimitExceeded).
- */
-export function podsStillRun(job: V1Job | undefined, pods: readonly V1Pod[]): boolean {
-  if (isJobFinishing(job)) return false;
-  const ended = (p: V1Pod) => p.status?.phase === "Succeeded" || p.status?.phase === "Failed";
-  return !(pods.length > 0 && pods.every(ended));
 }

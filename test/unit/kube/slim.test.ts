@@ -11,7 +11,7 @@ import { decideOutcome, nextRecheckAt, podNeedsEvents } from "../../../src/core/
 import { EXECUTION_HASH_LABEL, REPORTED_OUTCOME_ANNOTATION, TASK_ID_ANNOTATION } from "../../../src/core/naming.ts";
 import { referencedTaskSecret } from "../../../src/kube/jobs.ts";
 import { isReported, reportedJobStub, reportedPodStub, slimEvent, slimJob, slimPod } from "../../../src/kube/slim.ts";
-import { isJobFinishing, podsStillRun } from "../../../src/worker/task-loop.ts";
+import { isJobFinishing, podsStillRun } from "../../../src/core/pod-predicates.ts";
 
 type Json = Record<string, any>;
 const FIXTURES = join(import.meta.dir, "../../fixtures/kube");

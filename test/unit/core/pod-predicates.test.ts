@@ -1,9 +1,12 @@
-// isJobFinishing / podsStillRun: whether the worker still has to stop a failed task's pods itself, on Job
+// isJobFinishing / podsStillRun (src/core/pod-predicates.ts): whether the worker still has to stop a failed task's pods itself, on Job
 // statuses as the API server reports them (Kubernetes ≥ 1.31 sets FailureTarget and
 // SuccessCriteriaMet before Failed / Complete, while the Job controller ends the pods).
 import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
-import { isJobFinishing, podsStillRun } from "../../../src/worker/task-loop.ts";
+import { ObjectSerializer } from "@kubernetes/client-node/dist/gen/models/ObjectSerializer.js";
+import { isJobFinishing, podsStillRun } from "../../../src/core/pod-predicates.ts";
 
 function job(...conditions: [type: string, status: string, reason?: string][]): V1Job {
   return {
@@ -48,5 +51,41 @@ describe("podsStillRun", () => {
   });
   test("the Job controller already finishing the Job: no", () => {
     expect(podsStillRun(job(["FailureTarget", "True", "DeadlineExceeded"]), [pod("Running")])).toBe(false);
+  });
+});
+
+describe("on captured Jobs and pods (test/fixtures/kube/*.json, as the sandbox's API server sent them)", () => {
+  const FIXTURES = join(import.meta.dir, "../../fixtures/kube");
+  function captured(kind: string): { job: V1Job; pod: V1Pod } {
+    const raw = JSON.parse(readFileSync(join(FIXTURES, `${kind}.json`), "utf8")) as { job: object; pod: object };
+    return {
+      job: ObjectSerializer.deserialize(raw.job, "V1Job", "") as V1Job,
+      pod: ObjectSerializer.deserialize(raw.pod, "V1Pod", "") as V1Pod,
+    };
+  }
+
+  test("a container that exited non-zero or was OOM-killed: the Job controller fails the Job (FailureTarget, Failed) and ends its pods", () => {
+    for (const kind of ["exit-3", "oom"]) {
+      const { job, pod } = captured(kind);
+      expect(isJobFinishing(job)).toBe(true);
+      expect(podsStillRun(job, [pod])).toBe(false);
+      // Without the Job (not yet in the cache), the ended pod alone says the same.
+      expect(podsStillRun(undefined, [pod])).toBe(false);
+    }
+  });
+
+  test("a succeeded Job (SuccessCriteriaMet, Complete) is finishing; its pod ran to the end", () => {
+    const { job, pod } = captured("succeeded");
+    expect(isJobFinishing(job)).toBe(true);
+    expect(podsStillRun(job, [pod])).toBe(false);
+  });
+
+  test("an image that cannot be pulled or a container config error: the pod waits Pending and only the worker would stop it", () => {
+    for (const kind of ["pull-error", "config-error"]) {
+      const { job, pod } = captured(kind);
+      expect(pod.status?.phase).toBe("Pending");
+      expect(isJobFinishing(job)).toBe(false);
+      expect(podsStillRun(job, [pod])).toBe(true);
+    }
   });
 });
