@@ -2,7 +2,7 @@
 // list, then watches resumed from the last resourceVersion (bookmarks on); a 410 Gone (HTTP or
 // ERROR event) leads to a relist; errors back off. Each object is slimmed on arrival
 // (./slim.ts) and handed to `onEvent`; what it feeds (the execution index) is the caller's.
-import type { Logger } from "../telemetry/log.ts";
+import type { LogLevel } from "../telemetry/log.ts";
 import { describeError } from "../util/errors.ts";
 import { nextBackoff, sleep } from "../util/timers.ts";
 import { type KubeClient, KubeApiError, responseError } from "./client.ts";
@@ -12,9 +12,6 @@ import { watchStream, WatchExpiredError } from "./watch-stream.ts";
 export type WatchKind = "jobs" | "pods";
 
 export type PerKind = Record<WatchKind, number>;
-
-/** A logger whose levels are all optional (tests pass partial ones). */
-export type WatchLogger = Partial<Pick<Logger, "debug" | "info" | "warn" | "error">>;
 
 /** The counters a reflector keeps, per kind (both reflectors of a TaskWatch share one set). */
 export interface ReflectorCounters {
@@ -63,7 +60,7 @@ export interface ReflectorOptions {
   onListed: () => void;
   /** Each list/watch failure other than 410 Gone (before the backoff). */
   onError: (err: Error) => void;
-  log: (level: keyof WatchLogger, msg: string) => void;
+  log: (level: LogLevel, msg: string) => void;
 }
 
 const API_PATH: Record<WatchKind, (ns: string) => string> = {

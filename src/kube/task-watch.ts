@@ -9,14 +9,14 @@ import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
 import { PREFLIGHT_LABEL, WORKER_HASH_LABEL } from "../core/naming.ts";
 import { DEFAULT_EVENTS_SLOW_AFTER_MS, nextRecheckAt, podNeedsEvents } from "../core/outcome.ts";
 import { collectGarbage } from "../runtime.ts";
+import type { Logger, LogLevel } from "../telemetry/log.ts";
 import { describeError } from "../util/errors.ts";
 import { type KubeClient, responseError } from "./client.ts";
 import { ExecutionIndex, type ExecutionSnapshot } from "./execution-index.ts";
-import { type KubeObject, type PerKind, Reflector, type ReflectorCounters, type WatchKind, type WatchLogger } from "./reflector.ts";
+import { type KubeObject, type PerKind, Reflector, type ReflectorCounters, type WatchKind } from "./reflector.ts";
 import { slimEvent } from "./slim.ts";
 
 export type { ExecutionSnapshot } from "./execution-index.ts";
-export type { WatchKind, WatchLogger } from "./reflector.ts";
 
 export interface TaskWatchOptions {
   client: KubeClient;
@@ -37,7 +37,7 @@ export interface TaskWatchOptions {
   backoffMaxMs?: number;
   /** Page size of lists. Default 100. */
   pageSize?: number;
-  logger?: WatchLogger;
+  logger?: Pick<Logger, LogLevel>;
 }
 
 export type SnapshotListener = (snapshot: ExecutionSnapshot) => void;
@@ -86,7 +86,7 @@ export class TaskWatch {
   private readonly unschedulableTimeoutMs: number;
   private readonly eventsMinIntervalMs: number;
   private readonly eventsSlowAfterMs: number;
-  private readonly logger: WatchLogger | undefined;
+  private readonly logger: Pick<Logger, LogLevel> | undefined;
   private readonly reflectors: Record<WatchKind, Reflector>;
   private readonly index = new ExecutionIndex();
   private readonly listeners = new Map<string, Set<SnapshotListener>>();
@@ -244,8 +244,8 @@ export class TaskWatch {
 
   // ---- called by the reflectors -------------------------------------------
 
-  private log(level: keyof WatchLogger, msg: string, fields?: Record<string, unknown>): void {
-    this.logger?.[level]?.(msg, { namespace: this.namespace, ...fields });
+  private log(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
+    this.logger?.[level](msg, { namespace: this.namespace, ...fields });
   }
 
   private markListed(kind: WatchKind): void {
