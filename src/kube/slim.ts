@@ -197,11 +197,6 @@ function deepFreeze(v: Json): Json {
   return Object.freeze(v);
 }
 
-/** True when the Job records that its outcome was reported to Oz (the task loop's annotation). */
-export function isReported(job: V1Job | undefined): boolean {
-  return typeof job?.metadata?.annotations?.[REPORTED_OUTCOME_ANNOTATION] === "string";
-}
-
 /**
  * A reported Job nobody watches any more: what re-adoption after a restart still reads (name,
  * the task-id and reported-outcome annotations, Complete/suspend for the cleanup of a reported

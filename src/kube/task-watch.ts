@@ -6,23 +6,17 @@
 // the only timers are local re-evaluations when a time-based rule (unschedulable timeout,
 // slow container start) can flip, plus the Events read for such a troubled pod.
 import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
-import { EXECUTION_HASH_LABEL, EXECUTION_ID_ANNOTATION, PREFLIGHT_LABEL, TASK_ID_ANNOTATION, WORKER_HASH_LABEL } from "../core/naming.ts";
+import { PREFLIGHT_LABEL, WORKER_HASH_LABEL } from "../core/naming.ts";
 import { DEFAULT_EVENTS_SLOW_AFTER_MS, nextRecheckAt, podNeedsEvents } from "../core/outcome.ts";
-import { type KubeClient, KubeApiError, responseError } from "./client.ts";
-import { isReported, reportedJobStub, reportedPodStub, slimEvent, slimJob, slimPod } from "./slim.ts";
-import { watchStream, WatchExpiredError } from "./watch-stream.ts";
 import { collectGarbage } from "../runtime.ts";
+import type { Logger, LogLevel } from "../telemetry/log.ts";
 import { describeError } from "../util/errors.ts";
-import { sleep } from "../util/timers.ts";
+import { type KubeClient, responseError } from "./client.ts";
+import { ExecutionIndex, type ExecutionSnapshot } from "./execution-index.ts";
+import { type KubeObject, type PerKind, Reflector, type ReflectorCounters, type WatchKind } from "./reflector.ts";
+import { slimEvent } from "./slim.ts";
 
-export type WatchKind = "jobs" | "pods";
-
-export interface WatchLogger {
-  debug?(msg: string, fields?: Record<string, unknown>): void;
-  info?(msg: string, fields?: Record<string, unknown>): void;
-  warn?(msg: string, fields?: Record<string, unknown>): void;
-  error?(msg: string, fields?: Record<string, unknown>): void;
-}
+export type { ExecutionSnapshot } from "./execution-index.ts";
 
 export interface TaskWatchOptions {
   client: KubeClient;
@@ -43,61 +37,18 @@ export interface TaskWatchOptions {
   backoffMaxMs?: number;
   /** Page size of lists. Default 100. */
   pageSize?: number;
-  logger?: WatchLogger;
-}
-
-export interface ExecutionSnapshot {
-  executionHash: string;
-  job?: V1Job;
-  /** Oldest first. */
-  pods: V1Pod[];
-  /** The last Events read for this execution's troubled pods (empty when none was needed). */
-  events: CoreV1Event[];
-  /** The Job was in the cache and has been deleted. */
-  jobDeleted: boolean;
+  logger?: Pick<Logger, LogLevel>;
 }
 
 export type SnapshotListener = (snapshot: ExecutionSnapshot) => void;
-
-type PerKind = Record<WatchKind, number>;
 
 /** Objects in the first lists above which the garbage of reading them is collected at once. */
 const BIG_LIST = 2_000;
 const zero = (): PerKind => ({ jobs: 0, pods: 0 });
 
-export interface TaskWatchCounters {
-  /** Watch connections currently open (accepted by the API server). */
-  watchesOpen: PerKind;
-  /** Watch requests started (each reconnect counts). */
-  watchRequests: PerKind;
-  /** Watch streams the server ended cleanly (timeoutSeconds) and that were resumed. */
-  watchResumes: PerKind;
-  watchErrors: PerKind;
-  /** Full lists (a paginated list counts once); the first one included. */
-  lists: PerKind;
-  /** Lists after the first one (410 Gone, lost resourceVersion). */
-  relists: PerKind;
-  /** 410 Gone answers seen. */
-  expired: PerKind;
-  bookmarks: PerKind;
-  /** ADDED/MODIFIED/DELETED events applied. */
-  events: PerKind;
+export interface TaskWatchCounters extends ReflectorCounters {
   /** Events lists for troubled pods. */
   eventLists: number;
-}
-
-const API_PATH: Record<WatchKind, (ns: string) => string> = {
-  jobs: (ns) => `/apis/batch/v1/namespaces/${encodeURIComponent(ns)}/jobs`,
-  pods: (ns) => `/api/v1/namespaces/${encodeURIComponent(ns)}/pods`,
-};
-/** What the cache keeps of each object (./slim.ts): the fields the rules and re-adoption read. */
-const SLIM: Record<WatchKind, (raw: unknown) => KubeObject> = { jobs: slimJob, pods: slimPod };
-
-interface Entry {
-  job?: V1Job;
-  pods: Map<string, V1Pod>;
-  jobSeen: boolean;
-  jobDeleted: boolean;
 }
 
 interface PodEvents {
@@ -107,198 +58,8 @@ interface PodEvents {
   signature: string;
 }
 
-
 function unref(t: ReturnType<typeof setTimeout>): void {
   (t as { unref?: () => void }).unref?.();
-}
-
-interface KubeObject {
-  metadata?: { name?: string; resourceVersion?: string; labels?: Record<string, string> };
-}
-
-/** One list+watch loop for one kind, feeding the TaskWatch cache. */
-class Reflector {
-  resourceVersion: string | undefined;
-  private needList = true;
-  private listedOnce = false;
-  readonly store = new Map<string, KubeObject>();
-  private currentWatch: AbortController | undefined;
-  loop: Promise<void> | undefined;
-
-  private readonly tw: TaskWatch;
-  readonly kind: WatchKind;
-  constructor(
-    tw: TaskWatch,
-    kind: WatchKind,
-  ) {
-    this.tw = tw;
-    this.kind = kind;
-  }
-
-  start(): void {
-    this.loop = this.run();
-  }
-
-  /** Test hook: forget the position and continue from `rv` (e.g. a compacted one → 410 → relist). */
-  restartFrom(rv: string): void {
-    this.resourceVersion = rv;
-    this.needList = false;
-    this.currentWatch?.abort();
-  }
-
-  private async run(): Promise<void> {
-    const { signal } = this.tw.abort;
-    let delay = this.tw.backoffInitialMs;
-    // A watch that lasted this long before the server ended it was healthy.
-    const healthyAfterMs = Math.min(5_000, (this.tw.watchTimeoutSeconds ?? 300) * 500);
-    let lastExpired = 0;
-    while (!signal.aborted) {
-      const started = Date.now();
-      let productive = false;
-      try {
-        if (this.needList || !this.resourceVersion) {
-          await this.list();
-          productive = true;
-        }
-        productive = (await this.watch()) || productive;
-        if (!signal.aborted) this.tw.counters.watchResumes[this.kind]++;
-      } catch (err) {
-        if (signal.aborted) break;
-        if (err instanceof WatchExpiredError || (err instanceof KubeApiError && err.status === 410)) {
-          this.tw.counters.expired[this.kind]++;
-          this.tw.log("info", `${this.kind} watch: resourceVersion ${this.resourceVersion} expired (410 Gone); relisting`);
-          this.needList = true;
-          // Twice in a row right away: something is off; do not spin.
-          if (Date.now() - lastExpired < 1_000) {
-            await sleep(delay, signal);
-            delay = Math.min(delay * 2, this.tw.backoffMaxMs);
-          }
-          lastExpired = Date.now();
-          continue;
-        }
-        this.tw.counters.watchErrors[this.kind]++;
-        this.tw.lastError = err instanceof Error ? err : new Error(String(err));
-        this.tw.log("warn", `${this.kind} list/watch failed; retrying in ${Math.round(delay)} ms: ${describeError(err)}`);
-        await sleep(delay * (0.8 + Math.random() * 0.4), signal);
-        delay = Math.min(delay * 2, this.tw.backoffMaxMs);
-        continue;
-      }
-      // A clean end (server timeout). Reset the backoff when the round did something useful;
-      // a server that closes streams at once without events still gets a pause.
-      if (productive || Date.now() - started >= healthyAfterMs) delay = this.tw.backoffInitialMs;
-      else {
-        await sleep(delay, signal);
-        delay = Math.min(delay * 2, this.tw.backoffMaxMs);
-      }
-    }
-  }
-
-  private async list(): Promise<void> {
-    const { signal } = this.tw.abort;
-    const items: KubeObject[] = [];
-    let cont: string | undefined;
-    let rv: string | undefined;
-    for (;;) {
-      const q = new URLSearchParams({ labelSelector: this.tw.selector, limit: String(this.tw.pageSize) });
-      if (cont) q.set("continue", cont);
-      const res = await this.tw.client.fetch(`${API_PATH[this.kind](this.tw.namespace)}?${q}`, { signal, headers: { Accept: "application/json" } });
-      if (res.status !== 200) {
-        const err = await responseError(res, { verb: "list", resource: this.kind, namespace: this.tw.namespace });
-        // An expired continue token (the list took longer than compaction): start over.
-        if (err.status === 410 && cont) {
-          cont = undefined;
-          items.length = 0;
-          continue;
-        }
-        throw err;
-      }
-      const body = JSON.parse(await res.text()) as { metadata?: { resourceVersion?: string; continue?: string }; items?: unknown[] };
-      for (const raw of body.items ?? []) items.push(this.deserialize(raw));
-      cont = body.metadata?.continue || undefined;
-      rv = body.metadata?.resourceVersion;
-      if (!cont) break;
-    }
-    this.tw.counters.lists[this.kind]++;
-    if (this.listedOnce) this.tw.counters.relists[this.kind]++;
-    this.listedOnce = true;
-    // Replace the store: updates for what changed, deletions for what vanished.
-    const seen = new Set<string>();
-    for (const obj of items) {
-      const name = obj.metadata?.name;
-      if (!name) continue;
-      seen.add(name);
-      const old = this.store.get(name);
-      if (old?.metadata?.resourceVersion === obj.metadata?.resourceVersion) continue;
-      this.store.set(name, obj);
-      this.tw.apply(this.kind, "MODIFIED", obj);
-    }
-    for (const [name, obj] of [...this.store]) {
-      if (seen.has(name)) continue;
-      this.store.delete(name);
-      this.tw.apply(this.kind, "DELETED", obj);
-    }
-    this.resourceVersion = rv;
-    this.needList = false;
-    this.tw.markListed(this.kind);
-  }
-
-  /** One watch request from the current resourceVersion; true when it delivered any event. */
-  private async watch(): Promise<boolean> {
-    const ac = new AbortController();
-    this.currentWatch = ac;
-    const outer = this.tw.abort.signal;
-    const onAbort = () => ac.abort();
-    outer.addEventListener("abort", onAbort, { once: true });
-    let opened = false;
-    let delivered = false;
-    this.tw.counters.watchRequests[this.kind]++;
-    try {
-      const timeoutSeconds = this.tw.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 60);
-      const stream = watchStream(
-        this.tw.client,
-        API_PATH[this.kind](this.tw.namespace),
-        { labelSelector: this.tw.selector, resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
-        {
-          signal: ac.signal,
-          ...(this.tw.watchInactivityMs ? { inactivityMs: this.tw.watchInactivityMs } : {}),
-          resource: this.kind,
-          namespace: this.tw.namespace,
-          onOpen: () => {
-            opened = true;
-            this.tw.counters.watchesOpen[this.kind]++;
-          },
-        },
-      );
-      for await (const ev of stream) {
-        const obj = ev.object as KubeObject;
-        const rv = obj.metadata?.resourceVersion;
-        if (ev.type === "BOOKMARK") {
-          if (rv) this.resourceVersion = rv;
-          this.tw.counters.bookmarks[this.kind]++;
-          continue;
-        }
-        const model = this.deserialize(obj);
-        const name = model.metadata?.name;
-        if (name) {
-          if (ev.type === "DELETED") this.store.delete(name);
-          else this.store.set(name, model);
-          this.tw.counters.events[this.kind]++;
-          this.tw.apply(this.kind, ev.type, model);
-        }
-        if (rv) this.resourceVersion = rv;
-        delivered = true;
-      }
-    } finally {
-      if (opened) this.tw.counters.watchesOpen[this.kind]--;
-      outer.removeEventListener("abort", onAbort);
-      if (this.currentWatch === ac) this.currentWatch = undefined;
-    }
-    return delivered;
-  }
-
-  private deserialize(raw: unknown): KubeObject {
-    return SLIM[this.kind](raw);
-  }
 }
 
 export class TaskWatch {
@@ -320,19 +81,14 @@ export class TaskWatch {
   };
   /** Resolves once Jobs and Pods have both been listed (the cache is complete). */
   readonly synced: Promise<void>;
-  readonly abort = new AbortController();
-  readonly pageSize: number;
-  readonly backoffInitialMs: number;
-  readonly backoffMaxMs: number;
-  readonly watchTimeoutSeconds: number | undefined;
-  readonly watchInactivityMs: number | undefined;
+  private readonly abort = new AbortController();
 
   private readonly unschedulableTimeoutMs: number;
   private readonly eventsMinIntervalMs: number;
   private readonly eventsSlowAfterMs: number;
-  private readonly logger: WatchLogger | undefined;
+  private readonly logger: Pick<Logger, LogLevel> | undefined;
   private readonly reflectors: Record<WatchKind, Reflector>;
-  private readonly entries = new Map<string, Entry>();
+  private readonly index = new ExecutionIndex();
   private readonly listeners = new Map<string, Set<SnapshotListener>>();
   private readonly anyListeners = new Set<SnapshotListener>();
   private readonly dirty = new Set<string>();
@@ -352,20 +108,35 @@ export class TaskWatch {
     // The worker's task objects; the preflight Job (same worker hash) is left out.
     this.selector = `${WORKER_HASH_LABEL}=${opts.workerHash},!${PREFLIGHT_LABEL}`;
     this.unschedulableTimeoutMs = opts.unschedulableTimeoutMs ?? 30_000;
-    this.watchTimeoutSeconds = opts.watchTimeoutSeconds;
-    this.watchInactivityMs = opts.watchInactivityMs;
     this.eventsMinIntervalMs = opts.eventsMinIntervalMs ?? 5_000;
     this.eventsSlowAfterMs = opts.eventsSlowAfterMs ?? DEFAULT_EVENTS_SLOW_AFTER_MS;
-    this.backoffInitialMs = opts.backoffInitialMs ?? 500;
-    this.backoffMaxMs = opts.backoffMaxMs ?? 30_000;
-    // Small pages: a page is held as text and parsed objects while it is slimmed (10,000 pods in pages of
-    // 500 would hold ~5 MB of text and ~15 MB of objects at once).
-    this.pageSize = opts.pageSize ?? 100;
     this.logger = opts.logger;
     this.synced = new Promise((resolve) => {
       this.resolveSynced = resolve;
     });
-    this.reflectors = { jobs: new Reflector(this, "jobs"), pods: new Reflector(this, "pods") };
+    const reflector = (kind: WatchKind) =>
+      new Reflector({
+        client: this.client,
+        namespace: this.namespace,
+        kind,
+        labelSelector: this.selector,
+        // Small pages: a page is held as text and parsed objects while it is slimmed (10,000 pods in pages of
+        // 500 would hold ~5 MB of text and ~15 MB of objects at once).
+        pageSize: opts.pageSize ?? 100,
+        backoffInitialMs: opts.backoffInitialMs ?? 500,
+        backoffMaxMs: opts.backoffMaxMs ?? 30_000,
+        watchTimeoutSeconds: opts.watchTimeoutSeconds,
+        watchInactivityMs: opts.watchInactivityMs,
+        signal: this.abort.signal,
+        counters: this.counters,
+        onEvent: (type, obj) => this.apply(kind, type, obj),
+        onListed: () => this.markListed(kind),
+        onError: (err) => {
+          this.lastError = err;
+        },
+        log: (level, msg) => this.log(level, msg),
+      });
+    this.reflectors = { jobs: reflector("jobs"), pods: reflector("pods") };
   }
 
   /** Starts both list+watch loops (idempotent). Await `synced` for a complete cache. */
@@ -413,7 +184,7 @@ export class TaskWatch {
     let set = this.listeners.get(executionHash);
     if (!set) this.listeners.set(executionHash, (set = new Set()));
     set.add(listener);
-    if (this.entries.has(executionHash)) {
+    if (this.index.has(executionHash)) {
       queueMicrotask(() => {
         if (this.listeners.get(executionHash)?.has(listener)) {
           const snap = this.snapshot(executionHash);
@@ -436,20 +207,12 @@ export class TaskWatch {
 
   /** The cached state of one execution, or undefined when nothing of it is cached. */
   snapshot(executionHash: string): ExecutionSnapshot | undefined {
-    const e = this.entries.get(executionHash);
-    if (!e) return undefined;
-    const pods = [...e.pods.values()].sort((a, b) => time(a.metadata?.creationTimestamp) - time(b.metadata?.creationTimestamp));
-    const events: CoreV1Event[] = [];
-    for (const p of pods) {
-      const pe = this.podEvents.get(p.metadata?.name ?? "");
-      if (pe) events.push(...pe.events);
-    }
-    return { executionHash, ...(e.job ? { job: e.job } : {}), pods, events, jobDeleted: e.jobDeleted };
+    return this.index.snapshot(executionHash, (podName) => this.podEvents.get(podName)?.events);
   }
 
   /** Execution hashes currently in the cache. */
   executionHashes(): string[] {
-    return [...this.entries.keys()];
+    return this.index.hashes();
   }
 
   /** All cached Jobs of this worker. */
@@ -474,20 +237,18 @@ export class TaskWatch {
     this.abort.abort();
     for (const t of this.timers.values()) clearTimeout(t.timer);
     this.timers.clear();
-    await Promise.allSettled([this.reflectors.jobs.loop, this.reflectors.pods.loop].filter(Boolean));
+    await Promise.allSettled([this.reflectors.jobs.stopped, this.reflectors.pods.stopped]);
     this.listeners.clear();
     this.anyListeners.clear();
   }
 
   // ---- called by the reflectors -------------------------------------------
 
-  /** @internal */
-  log(level: keyof WatchLogger, msg: string, fields?: Record<string, unknown>): void {
-    this.logger?.[level]?.(msg, { namespace: this.namespace, ...fields });
+  private log(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
+    this.logger?.[level](msg, { namespace: this.namespace, ...fields });
   }
 
-  /** @internal */
-  markListed(kind: WatchKind): void {
+  private markListed(kind: WatchKind): void {
     this.listed[kind] = true;
     if (!this._synced && this.listed.jobs && this.listed.pods) {
       this._synced = true;
@@ -504,33 +265,10 @@ export class TaskWatch {
     }
   }
 
-  /** @internal */
-  apply(kind: WatchKind, type: string, obj: KubeObject): void {
-    const hash = obj.metadata?.labels?.[EXECUTION_HASH_LABEL];
+  private apply(kind: WatchKind, type: string, obj: KubeObject): void {
+    const hash = this.index.apply(kind, type, obj);
     if (!hash) return;
-    let e = this.entries.get(hash);
-    if (!e) {
-      if (type === "DELETED") return;
-      this.entries.set(hash, (e = { pods: new Map(), jobSeen: false, jobDeleted: false }));
-    }
-    const name = obj.metadata?.name ?? "";
-    if (kind === "jobs") {
-      if (type === "DELETED") {
-        if (e.job?.metadata?.name === name || !e.job) {
-          e.job = undefined;
-          e.jobDeleted = e.jobSeen;
-        }
-      } else {
-        e.job = obj as V1Job;
-        e.jobSeen = true;
-        e.jobDeleted = false;
-      }
-    } else if (type === "DELETED") {
-      e.pods.delete(name);
-      this.podEvents.delete(name);
-    } else {
-      e.pods.set(name, obj as V1Pod);
-    }
+    if (kind === "pods" && type === "DELETED") this.podEvents.delete(obj.metadata?.name ?? "");
     this.markDirty(hash);
   }
 
@@ -556,15 +294,13 @@ export class TaskWatch {
     if (!snap) return;
     for (const l of this.listeners.get(hash) ?? []) this.safeCall(l, snap);
     for (const l of this.anyListeners) this.safeCall(l, snap);
-    const e = this.entries.get(hash);
-    if (e && !e.job && e.pods.size === 0) {
-      // Nothing left of it: forget it (its last snapshot said jobDeleted).
-      this.entries.delete(hash);
+    // Nothing left of it: forget it (its last snapshot said jobDeleted).
+    if (this.index.forgetIfEmpty(hash)) {
       this.clearTimer(hash);
       return;
     }
-    if (e?.job && !this.listeners.has(hash) && isReported(e.job)) {
-      this.forgetDetails(hash, e);
+    if (!this.listeners.has(hash) && this.index.isReported(hash)) {
+      this.forgetDetails(hash);
       this.clearTimer(hash);
       return;
     }
@@ -578,21 +314,11 @@ export class TaskWatch {
    * failed Jobs kept for their TTL, these are most of the cache; stubs keep it small. A change
    * that arrives later (a watch event) brings the full slim object back until the next notify.
    */
-  private forgetDetails(hash: string, e: Entry): void {
-    const job = e.job!;
-    const name = job.metadata?.name ?? "";
-    // One copy of the hash string for the Job, its pods and the index key.
-    const labels = { [EXECUTION_HASH_LABEL]: hash };
-    const stub = reportedJobStub(job);
-    stub.metadata!.labels = labels;
-    e.job = stub;
-    if (this.reflectors.jobs.store.get(name) === job) this.reflectors.jobs.store.set(name, stub);
-    for (const [podName, pod] of e.pods) {
-      const podStub = reportedPodStub(pod);
-      podStub.metadata!.labels = labels;
-      e.pods.set(podName, podStub);
-      if (this.reflectors.pods.store.get(podName) === pod) this.reflectors.pods.store.set(podName, podStub);
-      this.podEvents.delete(podName);
+  private forgetDetails(hash: string): void {
+    for (const { kind, name, from, to } of this.index.compact(hash)) {
+      const store = this.reflectors[kind].store;
+      if (store.get(name) === from) store.set(name, to);
+      if (kind === "pods") this.podEvents.delete(name);
     }
   }
 
@@ -601,18 +327,10 @@ export class TaskWatch {
       l(snap);
     } catch (err) {
       this.log("error", `task watch subscriber threw: ${describeError(err)}`, {
-        ...this.taskIds(snap.executionHash),
+        ...this.index.taskIds(snap.executionHash),
         executionHash: snap.executionHash,
       });
     }
-  }
-
-  /** task_id and execution_id of an execution, for log lines about it: the Job's exact annotations. */
-  private taskIds(hash: string): { task_id?: string; execution_id?: string } {
-    const ann = this.entries.get(hash)?.job?.metadata?.annotations;
-    const taskId = ann?.[TASK_ID_ANNOTATION];
-    if (!taskId) return {};
-    return { task_id: taskId, execution_id: ann?.[EXECUTION_ID_ANNOTATION] || taskId };
   }
 
   private maybeReadEvents(hash: string, pods: V1Pod[]): void {
@@ -648,7 +366,7 @@ export class TaskWatch {
       }
     } catch (err) {
       if (!this.abort.signal.aborted) {
-        this.log("warn", `cannot read Events of pod ${podName}: ${describeError(err)}`, this.taskIds(hash));
+        this.log("warn", `cannot read Events of pod ${podName}: ${describeError(err)}`, this.index.taskIds(hash));
       }
     } finally {
       pe.inflight = false;
@@ -682,9 +400,4 @@ export class TaskWatch {
     if (t) clearTimeout(t.timer);
     this.timers.delete(hash);
   }
-}
-
-function time(v: Date | string | undefined): number {
-  if (!v) return 0;
-  return v instanceof Date ? v.getTime() : Date.parse(v) || 0;
 }

@@ -6,7 +6,7 @@ import { JobSpecError, buildTaskObjects } from "../core/job-spec.ts";
 import { effectiveExecutionId, shortHash } from "../core/naming.ts";
 import { decideOutcome, failurePhase, type FailedOutcome, type Outcome } from "../core/outcome.ts";
 import type { FailureReason } from "../oz/failure-reasons.ts";
-import { podsStillRun } from "../core/pod-predicates.ts";
+import { podsStillRun } from "../core/job-predicates.ts";
 import type { WorkerConfig } from "../core/types.ts";
 import type { CreateTaskJobResult, ReportedOutcome } from "../kube/jobs.ts";
 import type { ContainerLogs } from "../kube/logs.ts";

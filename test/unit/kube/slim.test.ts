@@ -7,11 +7,12 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
 import { ObjectSerializer } from "@kubernetes/client-node/dist/gen/models/ObjectSerializer.js";
+import { isReported } from "../../../src/core/job-predicates.ts";
 import { decideOutcome, nextRecheckAt, podNeedsEvents } from "../../../src/core/outcome.ts";
 import { EXECUTION_HASH_LABEL, REPORTED_OUTCOME_ANNOTATION, TASK_ID_ANNOTATION } from "../../../src/core/naming.ts";
 import { referencedTaskSecret } from "../../../src/kube/jobs.ts";
-import { isReported, reportedJobStub, reportedPodStub, slimEvent, slimJob, slimPod } from "../../../src/kube/slim.ts";
-import { isJobFinishing, podsStillRun } from "../../../src/core/pod-predicates.ts";
+import { reportedJobStub, reportedPodStub, slimEvent, slimJob, slimPod } from "../../../src/kube/slim.ts";
+import { isJobFinishing, podsStillRun } from "../../../src/core/job-predicates.ts";
 
 type Json = Record<string, any>;
 const FIXTURES = join(import.meta.dir, "../../fixtures/kube");

@@ -1,6 +1,13 @@
-// Predicates on a task's Job and pods as the API server reports them: whether the Job
-// controller is already ending the pods, or only the worker would stop them.
+// Predicates on a task's Job and its pods as the API server reports them, read by more than one
+// component (the watch cache, the task loop, re-adoption): whether the outcome was reported, and
+// whether the Job controller is already ending the pods or only the worker would stop them.
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import { REPORTED_OUTCOME_ANNOTATION } from "./naming.ts";
+
+/** True when the Job records that its outcome was reported to Oz (the task loop's annotation). */
+export function isReported(job: V1Job | undefined): boolean {
+  return typeof job?.metadata?.annotations?.[REPORTED_OUTCOME_ANNOTATION] === "string";
+}
 
 /** Condition types after which the Job controller itself ends the Job's pods (Kubernetes sets
  * FailureTarget / SuccessCriteriaMet first and Failed / Complete once the pods are gone). */

@@ -1,4 +1,4 @@
-// isJobFinishing / podsStillRun (src/core/pod-predicates.ts): whether the worker still has to stop a failed task's pods itself, on Job
+// isJobFinishing / podsStillRun (src/core/job-predicates.ts): whether the worker still has to stop a failed task's pods itself, on Job
 // statuses as the API server reports them (Kubernetes ≥ 1.31 sets FailureTarget and
 // SuccessCriteriaMet before Failed / Complete, while the Job controller ends the pods).
 import { describe, expect, test } from "bun:test";
@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
 import { ObjectSerializer } from "@kubernetes/client-node/dist/gen/models/ObjectSerializer.js";
-import { isJobFinishing, podsStillRun } from "../../../src/core/pod-predicates.ts";
+import { isJobFinishing, podsStillRun } from "../../../src/core/job-predicates.ts";
 
 function job(...conditions: [type: string, status: string, reason?: string][]): V1Job {
   return {
