@@ -9,7 +9,7 @@ import { buildTaskObjects, JobSpecError, redactTaskEnv, redactTaskSecret } from 
 import { SAMPLE_ASSIGNMENT } from "../core/sample-assignment.ts";
 import type { WorkerConfig } from "../core/types.ts";
 import { parseTaskAssignment, type TaskAssignment } from "../oz/protocol.ts";
-import { REDACTED } from "../telemetry/log.ts";
+import { REDACTED } from "../telemetry/secrets.ts";
 import { CONFIG_FLAGS } from "./args.ts";
 import { type CliIO, type CommandSpec, EXIT, loadCommandConfig } from "./command.ts";
 

@@ -3,7 +3,7 @@
 import { stringify } from "yaml";
 import { ConfigError, type ConfigIssue, loadConfig } from "../config/load.ts";
 import type { WorkerConfig } from "../core/types.ts";
-import { REDACTED } from "../telemetry/log.ts";
+import { REDACTED } from "../telemetry/secrets.ts";
 import { CONFIG_FLAGS, configFlagsFrom } from "./args.ts";
 import { type CommandSpec, EXIT, plural, printIssues } from "./command.ts";
 

@@ -19,7 +19,7 @@ export interface ReadLogsOptions {
   secrets?: CutSecrets;
 }
 
-/** The part of the log redactor (src/telemetry/log.ts SecretRegistry) a cut tail needs. */
+/** The part of the log redactor (src/telemetry/secrets.ts SecretRegistry) a cut tail needs. */
 export interface CutSecrets {
   redactCutStart(text: string): string;
 }

@@ -4,7 +4,8 @@
 import type { V1Job } from "@kubernetes/client-node";
 import { EXECUTION_ID_ANNOTATION, REPORTED_OUTCOME_ANNOTATION, TASK_ID_ANNOTATION } from "../core/naming.ts";
 import type { FailedOutcome } from "../core/outcome.ts";
-import type { Logger, SecretRegistry } from "../telemetry/log.ts";
+import type { Logger } from "../telemetry/log.ts";
+import type { SecretRegistry } from "../telemetry/secrets.ts";
 import { errorText } from "../util/errors.ts";
 import { sleep } from "../util/timers.ts";
 import { MARK_ATTEMPTS, retryPause } from "./reporting.ts";

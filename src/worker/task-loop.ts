@@ -19,7 +19,8 @@ import {
   taskFailed,
   taskRejected,
 } from "../oz/protocol.ts";
-import { type Logger, type SecretRegistry, serverText } from "../telemetry/log.ts";
+import { type Logger, serverText } from "../telemetry/log.ts";
+import type { SecretRegistry } from "../telemetry/secrets.ts";
 import type { WorkerMetrics } from "../telemetry/metrics.ts";
 import { errorText } from "../util/errors.ts";
 import { admit, isActive, type TaskState } from "./admission.ts";

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { BatchV1Api, CoreV1Api, type V1Job, type V1Pod, type V1Secret } from "@kubernetes/client-node";
 import { TASK_ID_ANNOTATION, taskSecretNameFor } from "../../src/core/naming.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
-import { REDACTED } from "../../src/telemetry/log.ts";
+import { REDACTED } from "../../src/telemetry/secrets.ts";
 import { type TaskRecord, waitFor } from "../support/dispatch.ts";
 import { E2EScope, uniqueId } from "../support/e2e-scope.ts";
 import { kubectl } from "../support/sandbox.ts";

@@ -11,7 +11,7 @@ import { BatchV1Api, CoreV1Api, type V1Job, type V1Pod, type V1Secret } from "@k
 import { TASK_ID_ANNOTATION, taskSecretNameFor } from "../../src/core/naming.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { REQUIRED_PERMISSIONS, roleRules } from "../../src/preflight/permissions.ts";
-import { REDACTED } from "../../src/telemetry/log.ts";
+import { REDACTED } from "../../src/telemetry/secrets.ts";
 import { waitFor } from "../support/dispatch.ts";
 import { grantRole, kubectl, run, serviceAccountKubeconfig } from "../support/sandbox.ts";
 import { E2EScope, uniqueId } from "../support/e2e-scope.ts";

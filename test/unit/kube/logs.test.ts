@@ -3,7 +3,7 @@
 // matches whole values, can no longer find it.
 import { describe, expect, test } from "bun:test";
 import { TailBuffer, truncationMarker } from "../../../src/kube/logs.ts";
-import { MIN_SECRET_LENGTH, REDACTED, SecretRegistry } from "../../../src/telemetry/log.ts";
+import { MIN_SECRET_LENGTH, REDACTED, SecretRegistry } from "../../../src/telemetry/secrets.ts";
 
 const TOKEN = "ghp_4Tq9ZxVbN2mLpR7sW1yK8dHcJ3fUeA6o"; // 36 characters
 const encoder = new TextEncoder();
