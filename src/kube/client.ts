@@ -24,6 +24,8 @@ import { fetch as undiciFetch } from "undici";
 import { type ExecConfig, ExecCredentialProvider } from "./exec-credential.ts";
 import { h1Stream } from "./h1-stream.ts";
 import { H2Transport, type H2Tls } from "./h2.ts";
+import { RequestSlots } from "./request-slots.ts";
+import { type BunTls, readBunTls, toH2Tls } from "./tls.ts";
 import { ClusterUnreachableError, networkErrorText, parseStatus } from "./api-errors.ts";
 import { checkProxyUrl, inClusterNamespace, KubeconfigError, type KubeconfigSourceKind, resolveKubeConfig } from "./kubeconfig.ts";
 import { describeError } from "../util/errors.ts";
@@ -149,16 +151,8 @@ export function checkReachable(client: KubeClient, opts?: { timeoutMs?: number }
 // The HTTP path
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
-/** Requests in flight through Bun's fetch (bunSlot says why), below kube-apiserver's 100 streams per connection. */
+/** Requests in flight through Bun's fetch (bunSlots says why), below kube-apiserver's 100 streams per connection. */
 const BUN_MAX_IN_FLIGHT = 64;
-
-interface BunTls {
-  ca?: string | string[];
-  cert?: string;
-  key?: string;
-  rejectUnauthorized?: boolean;
-  serverName?: string;
-}
 
 class Client implements KubeClient {
   readonly counters: RequestCounters = { byVerb: {}, total: 0 };
@@ -338,7 +332,7 @@ class Client implements KubeClient {
       const tls = await this.bunTls();
       const init: Record<string, unknown> = { method, headers: sent, body: b, signal: sig, tls: cred?.cert ? { ...tls, cert: cred.cert, key: cred.key } : tls };
       if (this.proxyUrl) init.proxy = this.proxyUrl;
-      const release = await this.bunSlot(sig);
+      const release = await this.bunSlots.acquire(sig);
       try {
         res = (await globalThis.fetch(url, init as RequestInit)) as unknown as KubeResponse;
       } finally {
@@ -359,52 +353,16 @@ class Client implements KubeClient {
     return res;
   }
 
-  private bunInFlight = 0;
-  private readonly bunWaiting: (() => void)[] = [];
-
   /**
    * A place among Bun's requests in flight (until the response head). Bun's HTTP/2 fetch opens
    * another connection once one has as many streams as the server allows (kube-apiserver: 100);
    * fewer in flight keep it on one. Beyond that the API server would only queue them anyway.
    */
-  private async bunSlot(signal: AbortSignal | undefined): Promise<() => void> {
-    while (this.bunInFlight >= BUN_MAX_IN_FLIGHT) {
-      signal?.throwIfAborted();
-      let wake!: () => void;
-      const woken = new Promise<void>((r) => (wake = r));
-      this.bunWaiting.push(wake);
-      const onAbort = () => wake();
-      signal?.addEventListener("abort", onAbort, { once: true });
-      await woken;
-      signal?.removeEventListener("abort", onAbort);
-      const i = this.bunWaiting.indexOf(wake);
-      if (i >= 0) this.bunWaiting.splice(i, 1);
-      // Aborted, perhaps just after a release woke it: pass the wake-up on (a spare one only makes the next look again).
-      else if (signal?.aborted) this.bunWaiting.shift()?.();
-    }
-    signal?.throwIfAborted();
-    this.bunInFlight++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.bunInFlight--;
-      this.bunWaiting.shift()?.();
-    };
-  }
+  private readonly bunSlots = new RequestSlots(BUN_MAX_IN_FLIGHT);
 
   /** TLS options of a new HTTP/2 connection: the kubeconfig's (files read now), with an exec plugin's certificate if it gave one. */
   private async h2Tls(cert: string | undefined, key: string | undefined): Promise<H2Tls> {
-    const { ca, cert: kcCert, key: kcKey, rejectUnauthorized, serverName } = await this.readBunTls();
-    const tls: H2Tls = {};
-    if (ca) tls.ca = Array.isArray(ca) ? ca.join("\n") : ca;
-    const c = cert ?? kcCert;
-    const k = cert ? key : kcKey;
-    if (c) tls.cert = c;
-    if (k) tls.key = k;
-    if (rejectUnauthorized !== undefined) tls.rejectUnauthorized = rejectUnauthorized;
-    if (serverName) tls.servername = serverName;
-    return tls;
+    return toH2Tls(await readBunTls(this.kc), cert, key);
   }
 
   private certDispatcherCache: { cert: string; dispatcher: Promise<unknown> } | undefined;
@@ -412,7 +370,7 @@ class Client implements KubeClient {
   /** Under Node and Deno: client-node's dispatcher for the cluster, with the exec plugin's client certificate. */
   private certDispatcher(cert: string, key: string): Promise<unknown> {
     if (this.certDispatcherCache?.cert !== cert) {
-      const dispatcher = this.readBunTls().then((tls) =>
+      const dispatcher = readBunTls(this.kc).then((tls) =>
         // createDispatcher is private in client-node's types; it is what applySecurityAuthentication uses.
         (this.kc as unknown as { createDispatcher(cluster: unknown, options: object): unknown }).createDispatcher(this.kc.getCurrentCluster(), {
           ...tls,
@@ -432,30 +390,13 @@ class Client implements KubeClient {
   private bunTls(): Promise<BunTls> {
     const now = Date.now();
     if (!this.tlsCache || now - this.tlsCache.at > 60_000) {
-      const tls = this.readBunTls();
+      const tls = readBunTls(this.kc);
       this.tlsCache = { at: now, tls };
       tls.catch(() => {
         if (this.tlsCache?.tls === tls) this.tlsCache = undefined;
       });
     }
     return this.tlsCache.tls;
-  }
-
-  private async readBunTls(): Promise<BunTls> {
-    const opts: Record<string, unknown> = {};
-    await this.kc.applyToHTTPSOptions(opts as never);
-    const str = (v: unknown): string | undefined =>
-      v === undefined || v === null ? undefined : typeof v === "string" ? v : v instanceof Uint8Array ? Buffer.from(v).toString("utf8") : String(v);
-    const tls: BunTls = {};
-    const ca = str(opts.ca);
-    if (ca) tls.ca = ca;
-    const cert = str(opts.cert);
-    if (cert) tls.cert = cert;
-    const key = str(opts.key);
-    if (key) tls.key = key;
-    if (typeof opts.rejectUnauthorized === "boolean") tls.rejectUnauthorized = opts.rejectUnauthorized;
-    if (typeof opts.servername === "string" && opts.servername) tls.serverName = opts.servername;
-    return tls;
   }
 }
 
