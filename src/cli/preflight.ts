@@ -1,7 +1,8 @@
 // `oz-worker preflight`: the startup check on its own. The command's flags and
 // config loading live here; the check itself starts at the seam `runPreflight`.
 import { parseGoDuration } from "../config/units.ts";
-import { type KubeClient, KubeconfigError, loadKubeClient } from "../kube/client.ts";
+import { type KubeClient, loadKubeClient } from "../kube/client.ts";
+import { KubeconfigError } from "../kube/kubeconfig.ts";
 import { formatCheckJson, formatCheckText, formatSummaryText } from "../preflight/format.ts";
 import { runPreflight as runPreflightChecks } from "../preflight/run.ts";
 import { CHECK_NAMES, type CheckResult, exitCodeFor, type PreflightReport } from "../preflight/types.ts";

@@ -1,5 +1,6 @@
-// Kubernetes client: kubeconfig resolution, one HTTP path for every request (typed API
-// clients and raw streams alike), request counters, typed errors.
+// Kubernetes client: one HTTP path for every request (typed API clients and raw streams
+// alike) and request counters. Kubeconfig resolution is in kubeconfig.ts, typed errors in
+// api-errors.ts.
 //
 // Why our own HTTP path: @kubernetes/client-node sends requests with undici's `fetch` and
 // puts the cluster CA / client certificate into an undici `dispatcher`. Bun replaces the
@@ -7,22 +8,15 @@
 // to an API server with a private CA fails (SELF_SIGNED_CERT_IN_CHAIN) and client certs are
 // never sent. Under Bun we pass the same TLS material through fetch's `tls` option instead;
 // under Node (and Deno's npm compat) we keep undici + dispatcher exactly like the library.
-import { existsSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { delimiter, join } from "node:path";
 import { setTimeout as nodeSetTimeout } from "node:timers";
 import {
-  ApiException,
-  type Cluster,
-  type Context,
   createConfiguration,
   HttpMethod,
-  KubeConfig,
+  type KubeConfig,
   RequestContext,
   ResponseContext,
   ServerConfiguration,
   setHeaderMiddleware,
-  type User,
   wrapHttpLibrary,
   type Configuration,
 } from "@kubernetes/client-node";
@@ -30,14 +24,15 @@ import { fetch as undiciFetch } from "undici";
 import { type ExecConfig, ExecCredentialProvider } from "./exec-credential.ts";
 import { h1Stream } from "./h1-stream.ts";
 import { H2Transport, type H2Tls } from "./h2.ts";
+import { RequestSlots } from "./request-slots.ts";
+import { type BunTls, readBunTls, toH2Tls } from "./tls.ts";
+import { ClusterUnreachableError, networkErrorText, parseStatus } from "./api-errors.ts";
+import { checkProxyUrl, inClusterNamespace, KubeconfigError, type KubeconfigSourceKind, resolveKubeConfig } from "./kubeconfig.ts";
 import { describeError } from "../util/errors.ts";
 
-const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 const USER_AGENT = "oz-worker";
 /** Default deadline of a non-streaming API request. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
-
-export type KubeconfigSourceKind = "explicit" | "in-cluster" | "default";
 
 export interface LoadKubeClientOptions {
   /** Explicit kubeconfig file (config `backend.kubernetes.kubeconfig`). */
@@ -104,259 +99,6 @@ export interface KubeClient {
   checkReachable(opts?: { timeoutMs?: number }): Promise<ServerVersion>;
 }
 
-/** The kubeconfig could not be found or used. */
-export class KubeconfigError extends Error {
-  override name = "KubeconfigError";
-  readonly source: string;
-  constructor(
-    message: string,
-    source: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.source = source;
-  }
-}
-
-/** The API server cannot be reached (network, TLS, auth or server error). The CLI maps it to exit 3. */
-export class ClusterUnreachableError extends Error {
-  override name = "ClusterUnreachableError";
-  readonly source: string;
-  readonly server: string;
-  readonly kind: "network" | "timeout" | "tls" | "auth" | "http";
-  constructor(
-    message: string,
-    source: string,
-    server: string,
-    kind: "network" | "timeout" | "tls" | "auth" | "http",
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.source = source;
-    this.server = server;
-    this.kind = kind;
-  }
-}
-
-/** A Kubernetes API request failed with an HTTP status (or without one: status 0). */
-export class KubeApiError extends Error {
-  override name = "KubeApiError";
-  /** HTTP status; 0 when the request never got an answer. */
-  readonly status: number;
-  /** The Status object's reason (AlreadyExists, NotFound, Forbidden, Expired, …). */
-  readonly reason: string | undefined;
-  readonly verb: string;
-  readonly resource: string;
-  readonly namespace?: string;
-  readonly objectName?: string;
-  constructor(
-    message: string,
-    status: number,
-    reason: string | undefined,
-    verb: string,
-    resource: string,
-    namespace?: string,
-    objectName?: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.status = status;
-    this.reason = reason;
-    this.verb = verb;
-    this.resource = resource;
-    this.namespace = namespace;
-    this.objectName = objectName;
-  }
-  get notFound(): boolean {
-    return this.status === 404;
-  }
-  get alreadyExists(): boolean {
-    return this.status === 409 && this.reason === "AlreadyExists";
-  }
-  get conflict(): boolean {
-    return this.status === 409;
-  }
-  get forbidden(): boolean {
-    return this.status === 403;
-  }
-  get gone(): boolean {
-    return this.status === 410;
-  }
-}
-
-export interface KubeErrorContext {
-  verb: string;
-  resource: string;
-  namespace?: string;
-  name?: string;
-}
-
-/** Turns anything an API call threw into a KubeApiError with a readable message. */
-export function toKubeApiError(err: unknown, ctx: KubeErrorContext): KubeApiError {
-  if (err instanceof KubeApiError) return err;
-  let status = 0;
-  let reason: string | undefined;
-  let detail: string | undefined;
-  if (err instanceof ApiException) {
-    status = err.code;
-    const parsed = parseStatus(err.body);
-    reason = parsed?.reason;
-    detail = parsed?.message ?? (typeof err.body === "string" && err.body ? err.body.slice(0, 500) : undefined);
-  } else if (err && typeof err === "object" && "statusCode" in err && typeof err.statusCode === "number") {
-    status = err.statusCode;
-  }
-  if (!detail) detail = describeError(err);
-  return new KubeApiError(formatApiError(status, reason, detail, ctx), status, reason, ctx.verb, ctx.resource, ctx.namespace, ctx.name, {
-    cause: err,
-  });
-}
-
-/** Builds the error for a non-2xx response of a raw request. */
-export async function responseError(res: KubeResponse, ctx: KubeErrorContext): Promise<KubeApiError> {
-  let text = "";
-  try {
-    text = await res.text();
-  } catch {
-    // body unreadable: the status says enough
-  }
-  const parsed = parseStatus(text);
-  const detail = parsed?.message ?? (text.slice(0, 500) || res.statusText || `HTTP ${res.status}`);
-  return new KubeApiError(formatApiError(res.status, parsed?.reason, detail, ctx), res.status, parsed?.reason, ctx.verb, ctx.resource, ctx.namespace, ctx.name);
-}
-
-function formatApiError(status: number, reason: string | undefined, detail: string, ctx: KubeErrorContext): string {
-  const what = `${ctx.verb} ${ctx.resource}${ctx.name ? ` ${ctx.name}` : ""}${ctx.namespace ? ` in namespace ${ctx.namespace}` : ""}`;
-  if (status === 403) {
-    return (
-      `forbidden: cannot ${what} (${detail}); check that the worker's Role grants "${ctx.verb}" on ` +
-      `"${ctx.resource}"${ctx.namespace ? ` in namespace ${ctx.namespace}` : ""} and is bound to its ServiceAccount`
-    );
-  }
-  if (status === 401) return `unauthorized: cannot ${what} (${detail}); check the kubeconfig's credentials or the ServiceAccount token`;
-  if (status === 0) return `cannot ${what}: ${detail}`;
-  return `cannot ${what}: HTTP ${status}${reason ? ` ${reason}` : ""}: ${detail}`;
-}
-
-interface StatusLike {
-  reason?: string;
-  message?: string;
-  code?: number;
-}
-
-function parseStatus(body: unknown): StatusLike | undefined {
-  let obj: unknown = body;
-  if (typeof body === "string") {
-    try {
-      obj = JSON.parse(body);
-    } catch {
-      return undefined;
-    }
-  }
-  if (!obj || typeof obj !== "object") return undefined;
-  const o = obj as Record<string, unknown>;
-  return {
-    ...(typeof o.reason === "string" ? { reason: o.reason } : {}),
-    ...(typeof o.message === "string" ? { message: o.message } : {}),
-    ...(typeof o.code === "number" ? { code: o.code } : {}),
-  };
-}
-
-const NETWORK_ERRORS: Readonly<Record<string, string>> = {
-  ECONNREFUSED: "connection refused",
-  ECONNRESET: "connection reset",
-  ENOTFOUND: "host not found",
-  EAI_AGAIN: "host name lookup failed",
-  EHOSTUNREACH: "host unreachable",
-  ENETUNREACH: "network unreachable",
-  ETIMEDOUT: "connection timed out",
-};
-
-/**
- * The same words for a well-known socket error on every runtime ("connection refused
- * (ECONNREFUSED)"), whose messages differ (undici's "fetch failed", Bun's "Unable to
- * connect"); undefined for any other error.
- */
-export function networkErrorText(err: unknown): string | undefined {
-  let e: unknown = err;
-  for (let i = 0; i < 5 && e && typeof e === "object"; i++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && NETWORK_ERRORS[code]) return `${NETWORK_ERRORS[code]} (${code})`;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
-
-// ---------------------------------------------------------------------------
-// Kubeconfig resolution
-
-interface Resolved {
-  kc: KubeConfig;
-  sourceKind: KubeconfigSourceKind;
-  describe: (context: string) => string;
-}
-
-function resolveKubeConfig(opts: LoadKubeClientOptions): Resolved {
-  const env = opts.env ?? process.env;
-  // 1. An explicit file.
-  if (opts.kubeconfig) {
-    const file = opts.kubeconfig.startsWith("~/") ? join(homedir(), opts.kubeconfig.slice(2)) : opts.kubeconfig;
-    const source = `explicit file ${file}`;
-    if (!existsSync(file)) throw new KubeconfigError(`kubeconfig file ${file} does not exist (backend.kubernetes.kubeconfig)`, source);
-    const kc = new KubeConfig();
-    try {
-      kc.loadFromFile(file);
-    } catch (err) {
-      throw new KubeconfigError(`cannot load kubeconfig file ${file}: ${describeError(err)}`, source, { cause: err });
-    }
-    return { kc, sourceKind: "explicit", describe: () => source };
-  }
-  // 2. In-cluster, when running inside a pod.
-  if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT && existsSync(`${SA_DIR}/token`)) {
-    const kc = new KubeConfig();
-    try {
-      kc.loadFromCluster();
-    } catch (err) {
-      throw new KubeconfigError(`cannot load the in-cluster config: ${describeError(err)}`, "in-cluster", { cause: err });
-    }
-    return { kc, sourceKind: "in-cluster", describe: () => "in-cluster" };
-  }
-  // 3. The default loading rules: KUBECONFIG (a path list, missing files skipped like kubectl does), else ~/.kube/config.
-  const kc = new KubeConfig();
-  const list = env.KUBECONFIG?.split(delimiter).filter(Boolean) ?? [];
-  if (list.length > 0) {
-    const files = list.filter((f) => existsSync(f));
-    const source = `default rules (KUBECONFIG=${env.KUBECONFIG})`;
-    if (files.length === 0) throw new KubeconfigError(`none of the files in KUBECONFIG exist (${env.KUBECONFIG})`, source);
-    const loaded = files.map((f) => {
-      const one = new KubeConfig();
-      try {
-        one.loadFromFile(f);
-      } catch (err) {
-        throw new KubeconfigError(`cannot load kubeconfig file ${f} (from KUBECONFIG=${env.KUBECONFIG}): ${describeError(err)}`, source, { cause: err });
-      }
-      return one;
-    });
-    kc.loadFromOptions(mergeKubeconfigs(loaded));
-    return { kc, sourceKind: "default", describe: (ctx) => `${source}, context ${ctx}` };
-  }
-  const home = env.HOME || homedir();
-  const file = join(home, ".kube", "config");
-  const source = `default rules (~/.kube/config = ${file})`;
-  if (!existsSync(file)) {
-    throw new KubeconfigError(
-      `no Kubernetes configuration found: not running in a pod (KUBERNETES_SERVICE_HOST unset), KUBECONFIG unset and ${file} missing; ` +
-        `set backend.kubernetes.kubeconfig or KUBECONFIG`,
-      "default rules",
-    );
-  }
-  try {
-    kc.loadFromFile(file);
-  } catch (err) {
-    throw new KubeconfigError(`cannot load kubeconfig file ${file}: ${describeError(err)}`, source, { cause: err });
-  }
-  return { kc, sourceKind: "default", describe: (ctx) => `${source}, context ${ctx}` };
-}
-
 /** A signal that aborts when either does. */
 function anySignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {
   return a ? AbortSignal.any([a, b]) : b;
@@ -371,35 +113,6 @@ export function deadlineSignal(ms: number): AbortSignal {
   const controller = new AbortController();
   nodeSetTimeout(() => controller.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError")), ms).unref();
   return controller.signal;
-}
-
-/** What KubeConfig.loadFromOptions takes. */
-export interface KubeconfigParts {
-  clusters: Cluster[];
-  users: User[];
-  contexts: Context[];
-  currentContext: string | undefined;
-}
-
-/**
- * Merges the files of a KUBECONFIG list as kubectl does: for each cluster, user and context
- * name the first file that defines it wins, and the current-context is the first one set.
- * (client-node's mergeConfig throws on a name defined twice and either keeps the first
- * file's current-context even when unset or lets the last file's win.) Each file's relative
- * paths were already made absolute against its own directory by loadFromFile.
- */
-export function mergeKubeconfigs(files: readonly Pick<KubeConfig, "getClusters" | "getUsers" | "getContexts" | "getCurrentContext">[]): KubeconfigParts {
-  const firstByName = <T extends { name: string }>(lists: T[][]): T[] => {
-    const byName = new Map<string, T>();
-    for (const list of lists) for (const item of list) if (!byName.has(item.name)) byName.set(item.name, item);
-    return [...byName.values()];
-  };
-  return {
-    clusters: firstByName(files.map((f) => f.getClusters())),
-    users: firstByName(files.map((f) => f.getUsers())),
-    contexts: firstByName(files.map((f) => f.getContexts())),
-    currentContext: files.map((f) => f.getCurrentContext()).find((c) => !!c),
-  };
 }
 
 /** Resolves the kubeconfig (explicit file → in-cluster → default rules) and builds the client. */
@@ -425,37 +138,8 @@ export function loadKubeClient(opts: LoadKubeClientOptions = {}): KubeClient {
     });
   }
   let contextNamespace = ctxObj.namespace;
-  if (sourceKind === "in-cluster" && !contextNamespace && existsSync(`${SA_DIR}/namespace`)) {
-    contextNamespace = readFileSync(`${SA_DIR}/namespace`, "utf8").trim() || undefined;
-  }
+  if (sourceKind === "in-cluster" && !contextNamespace) contextNamespace = inClusterNamespace();
   return new Client(kc, source, sourceKind, cluster.server.replace(/\/+$/, ""), context, contextNamespace, opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, proxyUrl, exec);
-}
-
-/**
- * The cluster's `proxy-url`, checked: the schemes kubectl accepts (http, https, socks5).
- * Under Node and Deno client-node's dispatcher tunnels through it (HTTP CONNECT or SOCKS);
- * under Bun fetch's `proxy` option does, which speaks HTTP CONNECT only.
- */
-function checkProxyUrl(proxyUrl: string | undefined, cluster: string, source: string): string | undefined {
-  if (!proxyUrl) return undefined;
-  let url: URL;
-  try {
-    url = new URL(proxyUrl);
-  } catch {
-    throw new KubeconfigError(`cluster ${cluster}: proxy-url is not a URL (${source})`, source);
-  }
-  const shown = `${url.protocol}//${url.host}`;
-  if (!["http:", "https:", "socks5:"].includes(url.protocol)) {
-    throw new KubeconfigError(`cluster ${cluster}: proxy-url ${shown} has an unsupported scheme; use http, https or socks5, as kubectl does (${source})`, source);
-  }
-  if (isBun && url.protocol === "socks5:") {
-    throw new KubeconfigError(
-      `cluster ${cluster}: proxy-url ${shown} is a SOCKS proxy, which oz-worker cannot use under Bun (its fetch speaks HTTP CONNECT only); ` +
-        `use an HTTP proxy, or run oz-worker on Node or Deno (${source})`,
-      source,
-    );
-  }
-  return proxyUrl;
 }
 
 /** GET /version through the client; the typed error names the kubeconfig source and server. */
@@ -467,16 +151,8 @@ export function checkReachable(client: KubeClient, opts?: { timeoutMs?: number }
 // The HTTP path
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
-/** Requests in flight through Bun's fetch (bunSlot says why), below kube-apiserver's 100 streams per connection. */
+/** Requests in flight through Bun's fetch (bunSlots says why), below kube-apiserver's 100 streams per connection. */
 const BUN_MAX_IN_FLIGHT = 64;
-
-interface BunTls {
-  ca?: string | string[];
-  cert?: string;
-  key?: string;
-  rejectUnauthorized?: boolean;
-  serverName?: string;
-}
 
 class Client implements KubeClient {
   readonly counters: RequestCounters = { byVerb: {}, total: 0 };
@@ -656,7 +332,7 @@ class Client implements KubeClient {
       const tls = await this.bunTls();
       const init: Record<string, unknown> = { method, headers: sent, body: b, signal: sig, tls: cred?.cert ? { ...tls, cert: cred.cert, key: cred.key } : tls };
       if (this.proxyUrl) init.proxy = this.proxyUrl;
-      const release = await this.bunSlot(sig);
+      const release = await this.bunSlots.acquire(sig);
       try {
         res = (await globalThis.fetch(url, init as RequestInit)) as unknown as KubeResponse;
       } finally {
@@ -677,52 +353,16 @@ class Client implements KubeClient {
     return res;
   }
 
-  private bunInFlight = 0;
-  private readonly bunWaiting: (() => void)[] = [];
-
   /**
    * A place among Bun's requests in flight (until the response head). Bun's HTTP/2 fetch opens
    * another connection once one has as many streams as the server allows (kube-apiserver: 100);
    * fewer in flight keep it on one. Beyond that the API server would only queue them anyway.
    */
-  private async bunSlot(signal: AbortSignal | undefined): Promise<() => void> {
-    while (this.bunInFlight >= BUN_MAX_IN_FLIGHT) {
-      signal?.throwIfAborted();
-      let wake!: () => void;
-      const woken = new Promise<void>((r) => (wake = r));
-      this.bunWaiting.push(wake);
-      const onAbort = () => wake();
-      signal?.addEventListener("abort", onAbort, { once: true });
-      await woken;
-      signal?.removeEventListener("abort", onAbort);
-      const i = this.bunWaiting.indexOf(wake);
-      if (i >= 0) this.bunWaiting.splice(i, 1);
-      // Aborted, perhaps just after a release woke it: pass the wake-up on (a spare one only makes the next look again).
-      else if (signal?.aborted) this.bunWaiting.shift()?.();
-    }
-    signal?.throwIfAborted();
-    this.bunInFlight++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.bunInFlight--;
-      this.bunWaiting.shift()?.();
-    };
-  }
+  private readonly bunSlots = new RequestSlots(BUN_MAX_IN_FLIGHT);
 
   /** TLS options of a new HTTP/2 connection: the kubeconfig's (files read now), with an exec plugin's certificate if it gave one. */
   private async h2Tls(cert: string | undefined, key: string | undefined): Promise<H2Tls> {
-    const { ca, cert: kcCert, key: kcKey, rejectUnauthorized, serverName } = await this.readBunTls();
-    const tls: H2Tls = {};
-    if (ca) tls.ca = Array.isArray(ca) ? ca.join("\n") : ca;
-    const c = cert ?? kcCert;
-    const k = cert ? key : kcKey;
-    if (c) tls.cert = c;
-    if (k) tls.key = k;
-    if (rejectUnauthorized !== undefined) tls.rejectUnauthorized = rejectUnauthorized;
-    if (serverName) tls.servername = serverName;
-    return tls;
+    return toH2Tls(await readBunTls(this.kc), cert, key);
   }
 
   private certDispatcherCache: { cert: string; dispatcher: Promise<unknown> } | undefined;
@@ -730,7 +370,7 @@ class Client implements KubeClient {
   /** Under Node and Deno: client-node's dispatcher for the cluster, with the exec plugin's client certificate. */
   private certDispatcher(cert: string, key: string): Promise<unknown> {
     if (this.certDispatcherCache?.cert !== cert) {
-      const dispatcher = this.readBunTls().then((tls) =>
+      const dispatcher = readBunTls(this.kc).then((tls) =>
         // createDispatcher is private in client-node's types; it is what applySecurityAuthentication uses.
         (this.kc as unknown as { createDispatcher(cluster: unknown, options: object): unknown }).createDispatcher(this.kc.getCurrentCluster(), {
           ...tls,
@@ -750,30 +390,13 @@ class Client implements KubeClient {
   private bunTls(): Promise<BunTls> {
     const now = Date.now();
     if (!this.tlsCache || now - this.tlsCache.at > 60_000) {
-      const tls = this.readBunTls();
+      const tls = readBunTls(this.kc);
       this.tlsCache = { at: now, tls };
       tls.catch(() => {
         if (this.tlsCache?.tls === tls) this.tlsCache = undefined;
       });
     }
     return this.tlsCache.tls;
-  }
-
-  private async readBunTls(): Promise<BunTls> {
-    const opts: Record<string, unknown> = {};
-    await this.kc.applyToHTTPSOptions(opts as never);
-    const str = (v: unknown): string | undefined =>
-      v === undefined || v === null ? undefined : typeof v === "string" ? v : v instanceof Uint8Array ? Buffer.from(v).toString("utf8") : String(v);
-    const tls: BunTls = {};
-    const ca = str(opts.ca);
-    if (ca) tls.ca = ca;
-    const cert = str(opts.cert);
-    if (cert) tls.cert = cert;
-    const key = str(opts.key);
-    if (key) tls.key = key;
-    if (typeof opts.rejectUnauthorized === "boolean") tls.rejectUnauthorized = opts.rejectUnauthorized;
-    if (typeof opts.servername === "string" && opts.servername) tls.serverName = opts.servername;
-    return tls;
   }
 }
 

@@ -16,7 +16,8 @@ import {
   taskSecretNameFor,
 } from "../core/naming.ts";
 import { withOwner } from "../core/job-spec.ts";
-import { type KubeClient, type KubeErrorContext, type KubeResponse, KubeApiError, responseError, toKubeApiError } from "./client.ts";
+import { type KubeErrorContext, KubeApiError, responseError, toKubeApiError } from "./api-errors.ts";
+import type { KubeClient, KubeResponse } from "./client.ts";
 
 export type PropagationPolicy = "Background" | "Foreground" | "Orphan";
 

@@ -1,7 +1,8 @@
 // A container's logs, the TAIL kept: the response is streamed and only the last `maxBytes`
 // stay in memory (limitBytes would keep the head), so a 50 MB log costs at most maxBytes plus
 // one chunk. The read is bounded in time as well.
-import { type KubeClient, KubeApiError, responseError } from "./client.ts";
+import { KubeApiError, responseError } from "./api-errors.ts";
+import type { KubeClient } from "./client.ts";
 import { describeError } from "../util/errors.ts";
 
 export const DEFAULT_LOG_MAX_BYTES = 1024 * 1024;

@@ -5,7 +5,8 @@
 import type { LogLevel } from "../telemetry/log.ts";
 import { describeError } from "../util/errors.ts";
 import { nextBackoff, sleep } from "../util/timers.ts";
-import { type KubeClient, KubeApiError, responseError } from "./client.ts";
+import { KubeApiError, responseError } from "./api-errors.ts";
+import type { KubeClient } from "./client.ts";
 import { slimJob, slimPod } from "./slim.ts";
 import { watchStream, WatchExpiredError } from "./watch-stream.ts";
 

@@ -11,7 +11,8 @@ import { DEFAULT_EVENTS_SLOW_AFTER_MS, nextRecheckAt, podNeedsEvents } from "../
 import { collectGarbage } from "../runtime.ts";
 import type { Logger, LogLevel } from "../telemetry/log.ts";
 import { describeError } from "../util/errors.ts";
-import { type KubeClient, responseError } from "./client.ts";
+import { responseError } from "./api-errors.ts";
+import type { KubeClient } from "./client.ts";
 import { ExecutionIndex, type ExecutionSnapshot } from "./execution-index.ts";
 import { type KubeObject, type PerKind, Reflector, type ReflectorCounters, type WatchKind } from "./reflector.ts";
 import { slimEvent } from "./slim.ts";

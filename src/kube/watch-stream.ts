@@ -2,7 +2,8 @@
 // ReadableStream (undici under Node, Bun's fetch). Why not client-node's `Watch`: it gives no
 // hook to count open connections, drops unparsable lines silently, and its 30 s inactivity
 // timeout (private) cuts quiet watches long before the API server's periodic bookmarks arrive.
-import { type KubeClient, KubeApiError, responseError } from "./client.ts";
+import { KubeApiError, responseError } from "./api-errors.ts";
+import type { KubeClient } from "./client.ts";
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
 

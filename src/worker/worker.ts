@@ -3,7 +3,9 @@
 // place (the Job is the durable unit; a restarted worker re-adopts it).
 import { shortHash } from "../core/naming.ts";
 import type { WorkerConfig } from "../core/types.ts";
-import { ClusterUnreachableError, type KubeClient, KubeconfigError, loadKubeClient } from "../kube/client.ts";
+import { ClusterUnreachableError } from "../kube/api-errors.ts";
+import { type KubeClient, loadKubeClient } from "../kube/client.ts";
+import { KubeconfigError } from "../kube/kubeconfig.ts";
 import { TaskJobs } from "../kube/jobs.ts";
 import { readContainerLogs } from "../kube/logs.ts";
 import { TaskWatch } from "../kube/task-watch.ts";

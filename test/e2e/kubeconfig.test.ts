@@ -10,7 +10,8 @@ import { createServer, type Server, connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import YAML from "yaml";
-import { KubeconfigError, loadKubeClient } from "../../src/kube/client.ts";
+import { loadKubeClient } from "../../src/kube/client.ts";
+import { KubeconfigError } from "../../src/kube/kubeconfig.ts";
 import { runtimes } from "../support/runtimes.ts";
 import { freshNamespace, type Namespace, run, serviceAccountKubeconfig } from "../support/sandbox.ts";
 

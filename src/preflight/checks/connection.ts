@@ -1,6 +1,6 @@
 // Check 1: which kubeconfig, which server and version, who we are, and whether the namespace
 // exists (a namespace-scoped Role may not read its Namespace: then the dry run finds out).
-import { ClusterUnreachableError } from "../../kube/client.ts";
+import { ClusterUnreachableError } from "../../kube/api-errors.ts";
 import { kubeRequest } from "../../kube/raw.ts";
 import { type CheckContext, requestSignal } from "../context.ts";
 import type { CheckResult } from "../types.ts";

@@ -2,7 +2,8 @@
 // plugin's ExecCredential, and the runtime-independent wording of socket errors.
 import { describe, expect, test } from "bun:test";
 import { KubeConfig } from "@kubernetes/client-node";
-import { mergeKubeconfigs, networkErrorText } from "../../../src/kube/client.ts";
+import { networkErrorText } from "../../../src/kube/api-errors.ts";
+import { mergeKubeconfigs } from "../../../src/kube/kubeconfig.ts";
 import { ExecCredentialError, parseExecCredential } from "../../../src/kube/exec-credential.ts";
 
 function kubeconfig(yaml: string): KubeConfig {
