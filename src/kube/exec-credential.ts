@@ -9,6 +9,7 @@
 // too when it is a terminal (kubectl's interactiveMode IfAvailable), and invalidate() for the
 // caller to drop a token the API server refused with 401.
 import { spawn } from "node:child_process";
+import { untilAborted } from "../util/timers.ts";
 
 /** The `exec` stanza of a kubeconfig user (client-node's shape). */
 export interface ExecConfig {
@@ -58,7 +59,7 @@ export class ExecCredentialProvider {
         if (this.#inflight === run) this.#inflight = undefined;
       });
     }
-    return signal ? untilAborted(this.#inflight, signal) : this.#inflight;
+    return untilAborted(this.#inflight, signal);
   }
 
   /** Forgets the cached credential if it is still the one with `token` (the API server refused it). */
@@ -143,21 +144,3 @@ export function parseExecCredential(stdout: string, command: string): ExecCreden
   return cred;
 }
 
-/** `promise`, or the signal's reason once it aborts (the promise itself keeps running). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
-}

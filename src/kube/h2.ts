@@ -8,6 +8,7 @@
 import { STATUS_CODES } from "node:http";
 import http2 from "node:http2";
 import type { KubeResponse } from "./client.ts";
+import { untilAborted } from "../util/timers.ts";
 
 /** TLS material of a session (strings, as read from the kubeconfig or an exec plugin). */
 export interface H2Tls {
@@ -78,7 +79,7 @@ class Lane {
       }
       if (!s) s = this.current = this.open(req);
       try {
-        await raceSignal(s.ready, req.signal);
+        await untilAborted(s.ready, req.signal);
       } catch (err) {
         if (s.active === 0) s.session?.unref();
         throw err;
@@ -94,7 +95,7 @@ class Lane {
       const woken = new Promise<void>((wake) => (waiter.wake = wake));
       this.waiting.push(waiter);
       try {
-        await raceSignal(woken, req.signal);
+        await untilAborted(woken, req.signal);
       } finally {
         // An aborted waiter must not take the wake-up meant for the next one.
         const i = this.waiting.indexOf(waiter);
@@ -205,25 +206,6 @@ export class H2Transport {
     this.api.close();
     this.streams.close();
   }
-}
-
-function raceSignal<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return p;
-  signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
 }
 
 /** Sends one request on a session slot; `done` frees the slot when the stream ends, however it ends. */

@@ -34,3 +34,26 @@ export function nextBackoff(attempt: number, options: BackoffOptions, random: ()
   if (r >= 1) r = 1;
   return Math.max(0, Math.round(base * (1 - jitter * r)));
 }
+
+/**
+ * `promise`, or a rejection with the signal's reason once it aborts (the promise itself keeps
+ * running: the caller stops waiting, not the work). Without a signal, `promise` as it is.
+ */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { describeError, errorText } from "../../../src/util/errors.ts";
-import { sleep } from "../../../src/util/timers.ts";
+import { sleep, untilAborted } from "../../../src/util/timers.ts";
 import { redactUrl, safeDecode } from "../../../src/util/url.ts";
 
 describe("redactUrl", () => {
@@ -50,5 +50,18 @@ describe("sleep", () => {
     await slept;
     expect(performance.now() - started).toBeLessThan(30_000);
     expect(listeners).toBe(0);
+  });
+});
+
+describe("untilAborted", () => {
+  test("settles as the promise does, or rejects with the signal's reason once it aborts", async () => {
+    expect(await untilAborted(Promise.resolve(1), undefined)).toBe(1);
+    expect(await untilAborted(Promise.resolve(2), new AbortController().signal)).toBe(2);
+    await expect(untilAborted(Promise.reject(new Error("work failed")), new AbortController().signal)).rejects.toThrow("work failed");
+    const ctl = new AbortController();
+    const pending = untilAborted(new Promise<never>(() => {}), ctl.signal);
+    ctl.abort(new Error("deadline"));
+    await expect(pending).rejects.toThrow("deadline");
+    await expect(untilAborted(Promise.resolve(3), AbortSignal.abort(new Error("already")))).rejects.toThrow("already");
   });
 });
