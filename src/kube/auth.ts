@@ -45,7 +45,7 @@ export class UserAuth {
   #token(): string | undefined {
     const user = this.#user;
     if (!user) return undefined;
-    // client-go: the token file's last successful read takes precedence over `token`.
+    // client-go: the tokenFile's last successful read takes precedence over `token`.
     if (user.tokenFile) return this.#readTokenFile(user.tokenFile, user.token);
     if (user.token) return user.token;
     const idToken = user.authProvider?.config["id-token"];
@@ -74,7 +74,7 @@ export class UserAuth {
       // A file being replaced: keep the last token read (client-go does the same).
       const last = cached?.value ?? fallback;
       if (last) return last;
-      throw new KubeconfigError(`user ${this.#user!.name} (${this.#user!.origin}): cannot read its token-file ${file}: ${describeError(err)}`, this.#source, {
+      throw new KubeconfigError(`user ${this.#user!.name} (${this.#user!.origin}): cannot read its tokenFile ${file}: ${describeError(err)}`, this.#source, {
         cause: err,
       });
     }

@@ -3,11 +3,11 @@
 // material and the proxy dispatcher in tls.ts, typed errors in api-errors.ts.
 //
 // Transports: Node and Deno speak HTTP/2 (h2.ts) to an https server, and go through undici
-// with a ProxyAgent when the cluster has a proxy-url; Bun uses its own fetch with the TLS
+// when the cluster has a proxy-url (tls.ts's proxyDispatcher); Bun uses its own fetch with the TLS
 // material in fetch's `tls` option (its `undici` module is a shim whose fetch ignores a
 // dispatcher), and h1-stream.ts for watches.
 import { setTimeout as nodeSetTimeout } from "node:timers";
-import { fetch as undiciFetch, type ProxyAgent } from "undici";
+import { type Dispatcher, fetch as undiciFetch } from "undici";
 import { UserAuth } from "./auth.ts";
 import { ExecCredentialProvider } from "./exec-credential.ts";
 import { h1Stream } from "./h1-stream.ts";
@@ -148,7 +148,7 @@ interface ClientParts {
   context: string;
   contextNamespace: string | undefined;
   requestTimeoutMs: number;
-  /** The cluster's proxy-url (Bun's fetch takes it per request; elsewhere an undici ProxyAgent). */
+  /** The cluster's proxy-url (Bun's fetch takes it per request; elsewhere tls.ts's proxyDispatcher). */
   proxyUrl: string | undefined;
   auth: UserAuth;
   tls: TlsSettings;
@@ -183,7 +183,7 @@ class Client implements KubeClient {
     this.#tlsSettings = parts.tls;
     this.#exec = parts.exec;
     // Node and Deno: HTTP/2 (h2.ts) to an https server without a proxy-url; through a proxy,
-    // undici's ProxyAgent (HTTP CONNECT or SOCKS5). Bun: its fetch, which multiplexes over
+    // undici (tls.ts's proxyDispatcher: HTTP CONNECT or SOCKS5). Bun: its fetch, which multiplexes over
     // HTTP/2 when started with --experimental-http2-fetch (the compiled binary is), and each
     // watch on its own HTTP/1.1 connection (h1-stream.ts says why).
     if (!isBun && this.server.startsWith("https://") && !this.#proxyUrl) {
@@ -323,10 +323,10 @@ class Client implements KubeClient {
     return this.#tlsCache;
   }
 
-  #proxy: { id: string; agent: ProxyAgent } | undefined;
+  #proxy: { id: string; agent: Dispatcher } | undefined;
 
-  /** Under Node and Deno: the ProxyAgent for the current TLS material (a new one, and the old one closed, when it changes). */
-  #proxyAgent(proxyUrl: string, cert: string | undefined, key: string | undefined): ProxyAgent {
+  /** Under Node and Deno: the proxy dispatcher for the current TLS material (a new one, and the old one closed, when it changes). */
+  #proxyAgent(proxyUrl: string, cert: string | undefined, key: string | undefined): Dispatcher {
     const base = this.#cachedTls();
     const id = `${base.id}\n${cert ?? ""}\n${key ?? ""}`;
     if (this.#proxy?.id !== id) {

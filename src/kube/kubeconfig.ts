@@ -172,7 +172,8 @@ export function parseKubeconfig(text: string, file: string): KubeConfig {
       if (value !== undefined) user[key] = value;
     };
     set("token", s("token"));
-    set("tokenFile", path(s("token-file")));
+    // kubectl's key is tokenFile; client-node read token-file, which is kept working.
+    set("tokenFile", path(s("tokenFile") ?? s("token-file")));
     set("username", s("username"));
     set("password", s("password"));
     set("certFile", path(s("client-certificate")));
@@ -400,7 +401,7 @@ function checkUser(user: KubeUser, fail: (message: string) => never): void {
 
 /**
  * The cluster's `proxy-url`, checked: the schemes kubectl accepts (http, https, socks5).
- * Under Node and Deno undici's ProxyAgent tunnels through it (HTTP CONNECT or SOCKS5);
+ * Under Node and Deno undici tunnels through it (tls.ts's proxyDispatcher: HTTP CONNECT or SOCKS5);
  * under Bun fetch's `proxy` option does, which speaks HTTP CONNECT only.
  */
 export function checkProxyUrl(proxyUrl: string | undefined, cluster: string, source: string): string | undefined {

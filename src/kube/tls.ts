@@ -2,9 +2,10 @@
 // rotated files are picked up), in the shapes Bun's fetch `tls` option and the HTTP/2 transport
 // (h2.ts) take, and the undici dispatcher that tunnels through a cluster's proxy-url.
 import { readFileSync } from "node:fs";
-import { ProxyAgent } from "undici";
+import { type Dispatcher, ProxyAgent } from "undici";
 import type { H2Tls } from "./h2.ts";
 import { KubeconfigError, type KubeCluster, type KubeUser } from "./kubeconfig.ts";
+import { socks5Agent } from "./socks5.ts";
 import { describeError } from "../util/errors.ts";
 
 export interface BunTls {
@@ -66,9 +67,10 @@ export function toH2Tls(kcTls: BunTls, cert: string | undefined, key: string | u
 }
 
 /**
- * Under Node and Deno: undici's ProxyAgent to the cluster through its proxy-url (HTTP CONNECT
- * for http/https proxies, SOCKS5 for socks5://), with the cluster's TLS on the tunnelled connection.
+ * Under Node and Deno: the dispatcher to the cluster through its proxy-url, with the cluster's
+ * TLS on the tunnelled connection: undici's ProxyAgent (HTTP CONNECT) for an http or https
+ * proxy, socks5.ts for a socks5 one.
  */
-export function proxyDispatcher(proxyUrl: string, tls: H2Tls): ProxyAgent {
-  return new ProxyAgent({ uri: proxyUrl, requestTls: tls });
+export function proxyDispatcher(proxyUrl: string, tls: H2Tls): Dispatcher {
+  return proxyUrl.startsWith("socks5:") ? socks5Agent(proxyUrl, tls) : new ProxyAgent({ uri: proxyUrl, requestTls: tls });
 }

@@ -80,13 +80,15 @@ describe("mergeKubeconfigs", () => {
 });
 
 describe("parseKubeconfig", () => {
-  test("relative certificate, key, token-file and exec command paths are resolved against the file's directory, as kubectl does", () => {
+  test("relative certificate, key, tokenFile and exec command paths are resolved against the file's directory, as kubectl does", () => {
     const config = parseKubeconfig(
       `
 clusters: [{name: c, cluster: {server: "https://k:6443", certificate-authority: ca.crt}}]
 users:
 - name: files
-  user: {client-certificate: certs/me.crt, client-key: /abs/me.key, token-file: ./token}
+  user: {client-certificate: certs/me.crt, client-key: /abs/me.key, tokenFile: ./token}
+- name: client-node-spelling
+  user: {token-file: token}
 - name: plugin
   user: {exec: {command: ./bin/login, args: [get-token], env: [{name: A, value: b}], apiVersion: client.authentication.k8s.io/v1}}
 - name: in-path
@@ -95,8 +97,8 @@ users:
       "/etc/kube/config",
     );
     expect(config.clusters[0]!.caFile).toBe("/etc/kube/ca.crt");
-    const [files, plugin, inPath] = config.users;
-    expect([files!.certFile, files!.keyFile, files!.tokenFile]).toEqual(["/etc/kube/certs/me.crt", "/abs/me.key", "/etc/kube/token"]);
+    const [files, clientNode, plugin, inPath] = config.users;
+    expect([files!.certFile, files!.keyFile, files!.tokenFile, clientNode!.tokenFile]).toEqual(["/etc/kube/certs/me.crt", "/abs/me.key", "/etc/kube/token", "/etc/kube/token"]);
     expect(plugin!.exec).toEqual({ command: "/etc/kube/bin/login", args: ["get-token"], env: [{ name: "A", value: "b" }], apiVersion: "client.authentication.k8s.io/v1" });
     expect(inPath!.exec!.command).toBe("kubelogin");
   });
@@ -252,7 +254,7 @@ describe("UserAuth", () => {
     expect(new UserAuth(undefined, "s").headers()).toEqual({});
   });
 
-  test("a token-file is re-read once a minute as it rotates, keeps its last token while unreadable, and wins over token", () => {
+  test("a tokenFile is re-read once a minute as it rotates, keeps its last token while unreadable, and wins over token", () => {
     const file = write("first\n");
     let now = 1_000_000;
     const auth = new UserAuth(user({ tokenFile: file, token: "static" }), "s", () => now);
@@ -267,10 +269,10 @@ describe("UserAuth", () => {
     expect(auth.headers().Authorization).toBe("Bearer second");
   });
 
-  test("an unreadable token-file without any token to fall back on names the user and the file", () => {
+  test("an unreadable tokenFile without any token to fall back on names the user and the file", () => {
     const err = thrown(() => new UserAuth(user({ tokenFile: join(tmp, "no-token") }), "explicit file /k/config").headers());
     expect(err).toBeInstanceOf(KubeconfigError);
-    expect(err.message).toStartWith(`user u (/k/config): cannot read its token-file ${join(tmp, "no-token")}: `);
+    expect(err.message).toStartWith(`user u (/k/config): cannot read its tokenFile ${join(tmp, "no-token")}: `);
   });
 
   const jwt = (claims: object) => `${b64("{}")}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.sig`;
