@@ -2,7 +2,8 @@
 // from a token file re-read as it rotates, or an oidc auth-provider's id-token), basic auth,
 // and impersonation. Client certificates are TLS (tls.ts); exec plugins are exec-credential.ts.
 import { readFileSync } from "node:fs";
-import { KubeconfigError, type KubeUser } from "./kubeconfig.ts";
+import type { KubeUser } from "./kubeconfig-file.ts";
+import { KubeconfigError } from "./kubeconfig.ts";
 import { describeError } from "../util/errors.ts";
 
 /** How long a token file's content is used before it is read again (client-go: one minute). */

@@ -4,7 +4,8 @@
 import { readFileSync } from "node:fs";
 import { type Dispatcher, ProxyAgent } from "undici";
 import type { H2Tls } from "./h2.ts";
-import { KubeconfigError, type KubeCluster, type KubeUser } from "./kubeconfig.ts";
+import type { KubeCluster, KubeUser } from "./kubeconfig-file.ts";
+import { KubeconfigError } from "./kubeconfig.ts";
 import { socks5Agent } from "./socks5.ts";
 import { describeError } from "../util/errors.ts";
 

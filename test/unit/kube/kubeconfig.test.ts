@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { networkErrorText } from "../../../src/kube/api-errors.ts";
 import { TOKEN_FILE_REREAD_MS, UserAuth, jwtExpiry } from "../../../src/kube/auth.ts";
 import { loadKubeClient } from "../../../src/kube/client.ts";
-import { type KubeUser, KubeconfigError, mergeKubeconfigs, parseKubeconfig, resolveKubeConfig, selectCurrent } from "../../../src/kube/kubeconfig.ts";
+import { type KubeUser, mergeKubeconfigs, parseKubeconfig } from "../../../src/kube/kubeconfig-file.ts";
+import { KubeconfigError, resolveKubeConfig, selectCurrent } from "../../../src/kube/kubeconfig.ts";
 import { readTls } from "../../../src/kube/tls.ts";
 import { ExecCredentialError, parseExecCredential } from "../../../src/kube/exec-credential.ts";
 
