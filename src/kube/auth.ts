@@ -37,10 +37,13 @@ export class UserAuth {
     if (idToken) this.#oidcExpiresAt = jwtExpiry(idToken);
   }
 
-  /** The headers of a request now; throws KubeconfigError when no usable token can be had. */
-  headers(): Record<string, string> {
+  #last: { token: string | undefined; headers: Readonly<Record<string, string>> } | undefined;
+
+  /** The headers of a request now (not to be modified); throws KubeconfigError when no usable token can be had. */
+  headers(): Readonly<Record<string, string>> {
     const token = this.#token();
-    return token ? { ...this.#fixed, Authorization: `Bearer ${token}` } : this.#fixed;
+    if (!this.#last || this.#last.token !== token) this.#last = { token, headers: token ? { ...this.#fixed, Authorization: `Bearer ${token}` } : this.#fixed };
+    return this.#last.headers;
   }
 
   #token(): string | undefined {
