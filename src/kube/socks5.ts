@@ -29,22 +29,23 @@ export function socks5Agent(proxyUrl: string, tls: H2Tls): Agent {
   const proxy = new URL(proxyUrl);
   const connect: buildConnector.connector = (opts, callback) => {
     const port = Number(opts.port) || (opts.protocol === "https:" ? 443 : 80);
-    const socket = netConnect(Number(proxy.port) || 1080, proxy.hostname);
+    const host = unbracket(opts.hostname);
+    const socket = netConnect(Number(proxy.port) || 1080, unbracket(proxy.hostname));
     socket.setKeepAlive(true, 30_000);
     socket.setTimeout(CONNECT_TIMEOUT_MS, () => socket.destroy(new Error(`no connection through the SOCKS5 proxy ${proxy.host} within ${CONNECT_TIMEOUT_MS / 1000} s`)));
     const fail = (err: Error) => {
       socket.destroy();
       callback(err, null);
     };
-    socks5Handshake(socket, proxy, opts.hostname, port).then(() => {
+    socks5Handshake(socket, proxy, host, port).then(() => {
       if (opts.protocol !== "https:") {
         socket.setTimeout(0);
         callback(null, socket);
         return;
       }
       // No SNI for an IP address (RFC 6066); `host` is what the certificate is checked against then.
-      const servername = tls.servername ?? (isIP(opts.hostname) ? undefined : opts.hostname);
-      const secure = tlsConnect({ ...tls, socket, host: opts.hostname, ...(servername ? { servername } : {}) });
+      const servername = tls.servername ?? (isIP(host) ? undefined : host);
+      const secure = tlsConnect({ ...tls, socket, host, ...(servername ? { servername } : {}) });
       secure.once("error", fail);
       secure.once("secureConnect", () => {
         secure.off("error", fail);
@@ -118,6 +119,9 @@ function readBytes(socket: Socket, n: number, what: string): Promise<Buffer> {
     attempt();
   });
 }
+
+/** A URL's hostname keeps an IPv6 address in brackets. */
+const unbracket = (hostname: string) => hostname.replace(/^\[(.*)\]$/, "$1");
 
 function ipv6Bytes(host: string): Buffer {
   const [head = "", tail = ""] = host.split("::");
