@@ -1,6 +1,5 @@
 // Typed errors of Kubernetes API requests: KubeApiError (with the Status object's reason),
 // ClusterUnreachableError, and the same words for well-known socket errors on every runtime.
-import { ApiException } from "@kubernetes/client-node";
 import type { KubeResponse } from "./client.ts";
 import { describeError } from "../util/errors.ts";
 
@@ -80,19 +79,8 @@ export interface KubeErrorContext {
 /** Turns anything an API call threw into a KubeApiError with a readable message. */
 export function toKubeApiError(err: unknown, ctx: KubeErrorContext): KubeApiError {
   if (err instanceof KubeApiError) return err;
-  let status = 0;
-  let reason: string | undefined;
-  let detail: string | undefined;
-  if (err instanceof ApiException) {
-    status = err.code;
-    const parsed = parseStatus(err.body);
-    reason = parsed?.reason;
-    detail = parsed?.message ?? (typeof err.body === "string" && err.body ? err.body.slice(0, 500) : undefined);
-  } else if (err && typeof err === "object" && "statusCode" in err && typeof err.statusCode === "number") {
-    status = err.statusCode;
-  }
-  if (!detail) detail = describeError(err);
-  return new KubeApiError(formatApiError(status, reason, detail, ctx), status, reason, ctx.verb, ctx.resource, ctx.namespace, ctx.name, {
+  // Not an HTTP answer (those become KubeApiError in responseError): a network error, an abort, a failed exec plugin.
+  return new KubeApiError(formatApiError(0, undefined, describeError(err), ctx), 0, undefined, ctx.verb, ctx.resource, ctx.namespace, ctx.name, {
     cause: err,
   });
 }

@@ -1,38 +1,28 @@
-// Kubernetes client: one HTTP path for every request (typed API clients and raw streams
-// alike) and request counters. Kubeconfig resolution is in kubeconfig.ts, typed errors in
-// api-errors.ts.
+// Kubernetes client: one HTTP path for every request (raw JSON and streams alike) and request
+// counters. Kubeconfig resolution is in kubeconfig.ts, the user's headers in auth.ts, TLS
+// material and the proxy dispatcher in tls.ts, typed errors in api-errors.ts.
 //
-// Why our own HTTP path: @kubernetes/client-node sends requests with undici's `fetch` and
-// puts the cluster CA / client certificate into an undici `dispatcher`. Bun replaces the
-// `undici` module with a shim whose fetch ignores the dispatcher, so under Bun every request
-// to an API server with a private CA fails (SELF_SIGNED_CERT_IN_CHAIN) and client certs are
-// never sent. Under Bun we pass the same TLS material through fetch's `tls` option instead;
-// under Node (and Deno's npm compat) we keep undici + dispatcher exactly like the library.
+// Transports: Node and Deno speak HTTP/2 (h2.ts) to an https server, and go through undici
+// when the cluster has a proxy-url (tls.ts's proxyDispatcher); Bun uses its own fetch with the TLS
+// material in fetch's `tls` option (its `undici` module is a shim whose fetch ignores a
+// dispatcher), and h1-stream.ts for watches.
 import { setTimeout as nodeSetTimeout } from "node:timers";
-import {
-  createConfiguration,
-  HttpMethod,
-  type KubeConfig,
-  RequestContext,
-  ResponseContext,
-  ServerConfiguration,
-  setHeaderMiddleware,
-  wrapHttpLibrary,
-  type Configuration,
-} from "@kubernetes/client-node";
-import { fetch as undiciFetch } from "undici";
-import { type ExecConfig, ExecCredentialProvider } from "./exec-credential.ts";
+import { type Dispatcher, fetch as undiciFetch } from "undici";
+import { UserAuth } from "./auth.ts";
+import { ExecCredentialProvider } from "./exec-credential.ts";
 import { h1Stream } from "./h1-stream.ts";
 import { H2Transport, type H2Tls } from "./h2.ts";
 import { RequestSlots } from "./request-slots.ts";
-import { type BunTls, readBunTls, toH2Tls } from "./tls.ts";
+import { type BunTls, proxyDispatcher, readTls, type TlsSettings, toH2Tls } from "./tls.ts";
 import { ClusterUnreachableError, networkErrorText, parseStatus } from "./api-errors.ts";
-import { checkProxyUrl, inClusterNamespace, KubeconfigError, type KubeconfigSourceKind, resolveKubeConfig } from "./kubeconfig.ts";
+import { checkProxyUrl, KubeconfigError, type KubeconfigSourceKind, resolveKubeConfig, selectCurrent } from "./kubeconfig.ts";
 import { describeError } from "../util/errors.ts";
 
 const USER_AGENT = "oz-worker";
 /** Default deadline of a non-streaming API request. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** How long TLS material read from files is used before the files are read again (they may rotate). */
+const TLS_REREAD_MS = 60_000;
 
 export interface LoadKubeClientOptions {
   /** Explicit kubeconfig file (config `backend.kubernetes.kubeconfig`). */
@@ -41,6 +31,8 @@ export interface LoadKubeClientOptions {
   env?: Record<string, string | undefined>;
   /** Deadline of non-streaming requests without their own signal. */
   requestTimeoutMs?: number;
+  /** Where the in-cluster ServiceAccount's files are (tests); default /var/run/secrets/kubernetes.io/serviceaccount. */
+  serviceAccountDir?: string;
 }
 
 /** Counts of every request this client sent, by Kubernetes verb. */
@@ -60,7 +52,7 @@ export interface KubeResponse {
 }
 
 export interface KubeFetchInit {
-  method?: HttpMethod;
+  method?: string;
   headers?: Record<string, string>;
   body?: string;
   signal?: AbortSignal;
@@ -72,8 +64,6 @@ export interface KubeFetchInit {
   timeoutMs?: number | null;
 }
 
-type ApiConstructor<T> = new (configuration: Configuration) => T;
-
 export interface ServerVersion {
   major?: string;
   minor?: string;
@@ -82,7 +72,6 @@ export interface ServerVersion {
 }
 
 export interface KubeClient {
-  readonly kc: KubeConfig;
   /** Human-readable: `explicit file <path>`, `in-cluster`, `default rules (…), context X`. */
   readonly source: string;
   readonly sourceKind: KubeconfigSourceKind;
@@ -91,8 +80,6 @@ export interface KubeClient {
   /** The namespace of the current context (or the in-cluster ServiceAccount's), if any. */
   readonly contextNamespace?: string;
   readonly counters: RequestCounters;
-  /** A typed API client (e.g. BatchV1Api) that sends through this client's HTTP path. */
-  api<T>(cls: ApiConstructor<T>): T;
   /** A raw authenticated request; `pathOrUrl` is relative to the server unless absolute. */
   fetch(pathOrUrl: string, init?: KubeFetchInit): Promise<KubeResponse>;
   /** GET /version; throws ClusterUnreachableError naming the kubeconfig source and server. */
@@ -117,29 +104,29 @@ export function deadlineSignal(ms: number): AbortSignal {
 
 /** Resolves the kubeconfig (explicit file → in-cluster → default rules) and builds the client. */
 export function loadKubeClient(opts: LoadKubeClientOptions = {}): KubeClient {
-  const { kc, sourceKind, describe } = resolveKubeConfig(opts);
-  const context = kc.getCurrentContext();
-  const source = describe(context || "(none)");
-  if (!context) throw new KubeconfigError(`the kubeconfig (${source}) has no current-context`, source);
-  const ctxObj = kc.getContextObject(context);
-  if (!ctxObj) throw new KubeconfigError(`the kubeconfig's current-context ${context} is not defined (${source})`, source);
-  const cluster = kc.getCurrentCluster();
-  if (!cluster?.server) throw new KubeconfigError(`context ${context} names no cluster with a server (${source})`, source);
+  const { config, sourceKind, describe } = resolveKubeConfig(opts);
+  const source = describe(config.currentContext || "(none)");
+  const { context, cluster, user } = selectCurrent(config, source);
   const proxyUrl = checkProxyUrl(cluster.proxyUrl, cluster.name, source);
-  // The user's exec plugin runs here (exec-credential.ts says why), not in client-node.
-  const user = kc.getCurrentUser();
-  const exec = user?.exec ? new ExecCredentialProvider(user.exec as ExecConfig) : undefined;
-  if (exec) {
-    kc.loadFromOptions({
-      clusters: kc.getClusters(),
-      contexts: kc.getContexts(),
-      currentContext: kc.getCurrentContext(),
-      users: kc.getUsers().map((u) => (u === user ? { ...u, exec: undefined } : u)),
-    });
-  }
-  let contextNamespace = ctxObj.namespace;
-  if (sourceKind === "in-cluster" && !contextNamespace) contextNamespace = inClusterNamespace();
-  return new Client(kc, source, sourceKind, cluster.server.replace(/\/+$/, ""), context, contextNamespace, opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, proxyUrl, exec);
+  const auth = new UserAuth(user, source);
+  const tls: TlsSettings = { cluster, user, source };
+  // At start rather than at the first request: an unreadable token file, CA, certificate or
+  // key, or an expired oidc token, is a KubeconfigError naming the file and the field.
+  auth.headers();
+  readTls(tls);
+  return new Client({
+    source,
+    sourceKind,
+    server: cluster.server.replace(/\/+$/, ""),
+    context: context.name,
+    contextNamespace: context.namespace,
+    requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    proxyUrl,
+    auth,
+    tls,
+    // The user's exec plugin runs here (exec-credential.ts says why).
+    exec: user?.exec ? new ExecCredentialProvider(user.exec) : undefined,
+  });
 }
 
 /** GET /version through the client; the typed error names the kubeconfig source and server. */
@@ -154,89 +141,61 @@ const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 /** Requests in flight through Bun's fetch (bunSlots says why), below kube-apiserver's 100 streams per connection. */
 const BUN_MAX_IN_FLIGHT = 64;
 
+interface ClientParts {
+  source: string;
+  sourceKind: KubeconfigSourceKind;
+  server: string;
+  context: string;
+  contextNamespace: string | undefined;
+  requestTimeoutMs: number;
+  /** The cluster's proxy-url (Bun's fetch takes it per request; elsewhere tls.ts's proxyDispatcher). */
+  proxyUrl: string | undefined;
+  auth: UserAuth;
+  tls: TlsSettings;
+  /** The current user's exec plugin, if it has one. */
+  exec: ExecCredentialProvider | undefined;
+}
+
 class Client implements KubeClient {
   readonly counters: RequestCounters = { byVerb: {}, total: 0 };
-  private readonly configuration: Configuration;
-
-  readonly kc: KubeConfig;
   readonly source: string;
   readonly sourceKind: KubeconfigSourceKind;
   readonly server: string;
   readonly context: string;
   readonly contextNamespace: string | undefined;
-  private readonly requestTimeoutMs: number;
-  /** The cluster's proxy-url (Bun's fetch takes it per request; elsewhere the dispatcher has it). */
-  private readonly proxyUrl: string | undefined;
-  /** The current user's exec plugin, if it has one. */
-  private readonly exec: ExecCredentialProvider | undefined;
+  readonly #requestTimeoutMs: number;
+  readonly #proxyUrl: string | undefined;
+  readonly #auth: UserAuth;
+  readonly #tlsSettings: TlsSettings;
+  readonly #exec: ExecCredentialProvider | undefined;
   /** The HTTP/2 path, unless the server is plain http or reached through a proxy. */
-  private readonly h2: { origin: string; transport: H2Transport } | undefined;
-  /** Authenticate with headers only (no per-request undici dispatcher). */
-  private readonly headersOnly: boolean;
-  constructor(
-    kc: KubeConfig,
-    source: string,
-    sourceKind: KubeconfigSourceKind,
-    server: string,
-    context: string,
-    contextNamespace: string | undefined,
-    requestTimeoutMs: number,
-    proxyUrl: string | undefined,
-    exec: ExecCredentialProvider | undefined,
-  ) {
-    this.kc = kc;
-    this.source = source;
-    this.sourceKind = sourceKind;
-    this.server = server;
-    this.context = context;
-    this.contextNamespace = contextNamespace;
-    this.requestTimeoutMs = requestTimeoutMs;
-    this.proxyUrl = proxyUrl;
-    this.exec = exec;
-    // Node and Deno: HTTP/2 (h2.ts) to an https server without a proxy-url; through a proxy,
-    // undici (which tunnels through HTTP CONNECT or SOCKS). Bun: its fetch, which multiplexes
-    // over HTTP/2 when started with --experimental-http2-fetch (the compiled binary is), and
-    // each watch on its own HTTP/1.1 connection (h1-stream.ts says why).
-    if (!isBun && server.startsWith("https://") && !proxyUrl) {
-      const origin = new URL(server).origin;
-      this.h2 = { origin, transport: new H2Transport(origin) };
-    }
-    // Only undici needs client-node's dispatcher; Bun's fetch and h2.ts take the TLS material themselves.
-    this.headersOnly = isBun || this.h2 !== undefined;
-    const httpApi = wrapHttpLibrary({
-      send: async (req: RequestContext): Promise<ResponseContext> => {
-        const res = await this.send(req.getUrl(), req.getHttpMethod(), req.getHeaders(), req.getBody(), req.getSignal(), req.getDispatcher(), undefined);
-        const headers: Record<string, string> = {};
-        res.headers.forEach((value, name) => {
-          headers[name] = value;
-        });
-        return new ResponseContext(res.status, headers, {
-          text: () => res.text(),
-          binary: async () => Buffer.from(await res.arrayBuffer()),
-          stream: () => res.body,
-        });
-      },
-    });
-    this.configuration = createConfiguration({
-      baseServer: new ServerConfiguration(server, {}),
-      // client-node's own authentication also reads the TLS files and builds an undici Agent
-      // for every request; only undici needs that.
-      authMethods: { default: this.headersOnly ? { getName: () => "kubeconfig", applySecurityAuthentication: (ctx: RequestContext) => this.authenticate(ctx) } : kc },
-      httpApi,
-      middleware: [setHeaderMiddleware("User-Agent", USER_AGENT)],
-    });
-  }
+  readonly #h2: { origin: string; transport: H2Transport } | undefined;
 
-  api<T>(cls: ApiConstructor<T>): T {
-    return new cls(this.configuration);
+  constructor(parts: ClientParts) {
+    this.source = parts.source;
+    this.sourceKind = parts.sourceKind;
+    this.server = parts.server;
+    this.context = parts.context;
+    this.contextNamespace = parts.contextNamespace;
+    this.#requestTimeoutMs = parts.requestTimeoutMs;
+    this.#proxyUrl = parts.proxyUrl;
+    this.#auth = parts.auth;
+    this.#tlsSettings = parts.tls;
+    this.#exec = parts.exec;
+    // Node and Deno: HTTP/2 (h2.ts) to an https server without a proxy-url; through a proxy,
+    // undici (tls.ts's proxyDispatcher: HTTP CONNECT or SOCKS5). Bun: its fetch, which multiplexes over
+    // HTTP/2 when started with --experimental-http2-fetch (the compiled binary is), and each
+    // watch on its own HTTP/1.1 connection (h1-stream.ts says why).
+    if (!isBun && this.server.startsWith("https://") && !this.#proxyUrl) {
+      const origin = new URL(this.server).origin;
+      this.#h2 = { origin, transport: new H2Transport(origin) };
+    }
   }
 
   async fetch(pathOrUrl: string, init: KubeFetchInit = {}): Promise<KubeResponse> {
     const url = /^https?:\/\//.test(pathOrUrl) ? pathOrUrl : `${this.server}${pathOrUrl.startsWith("/") ? "" : "/"}${pathOrUrl}`;
-    const ctx = new RequestContext(url, init.method ?? HttpMethod.GET);
-    await (this.headersOnly ? this.authenticate(ctx) : this.kc.applySecurityAuthentication(ctx));
-    const headers = { "User-Agent": USER_AGENT, ...ctx.getHeaders(), ...init.headers };
-    return this.send(url, init.method ?? HttpMethod.GET, headers, init.body, init.signal, ctx.getDispatcher(), init.timeoutMs);
+    const headers = { "User-Agent": USER_AGENT, ...this.#auth.headers(), ...init.headers };
+    return this.#send(url, init.method ?? "GET", headers, init.body, init.signal, init.timeoutMs);
   }
 
   async checkReachable(opts: { timeoutMs?: number } = {}): Promise<ServerVersion> {
@@ -246,6 +205,8 @@ class Client implements KubeClient {
     try {
       res = await this.fetch("/version", { signal: deadlineSignal(timeoutMs) });
     } catch (err) {
+      // The kubeconfig's credentials failed before a request was sent (an oidc token expired since start, a token file gone).
+      if (err instanceof KubeconfigError) throw new ClusterUnreachableError(`cannot authenticate to ${where}: ${err.message}`, this.source, this.server, "auth", { cause: err });
       const text = describeError(err);
       const timeout = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
       const tls = /cert|tls|ssl|self.signed|verify/i.test(text);
@@ -275,80 +236,65 @@ class Client implements KubeClient {
     return v;
   }
 
-  /** The kubeconfig user's headers (basic auth, bearer token or token file, impersonation), as client-node sets them. */
-  private async authenticate(ctx: RequestContext): Promise<void> {
-    const user = this.kc.getCurrentUser();
-    if (!user) return;
-    if (user.username) ctx.setHeaderParam("Authorization", `Basic ${Buffer.from(`${user.username}:${user.password}`).toString("base64")}`);
-    if (user.impersonateUser) ctx.setHeaderParam("Impersonate-User", user.impersonateUser);
-    const opts: { headers: Record<string, string> } = { headers: {} };
-    // Public in client-node's JavaScript (token, token file, auth providers), not in its types.
-    await (this.kc as unknown as { applyAuthorizationHeader(o: object): Promise<void> }).applyAuthorizationHeader(opts);
-    for (const [k, v] of Object.entries(opts.headers)) ctx.setHeaderParam(k, v);
-  }
-
-  private count(method: string, url: string): void {
+  #count(method: string, url: string): void {
     const verb = verbOf(method, url);
     this.counters.byVerb[verb] = (this.counters.byVerb[verb] ?? 0) + 1;
     this.counters.total++;
   }
 
-  private async send(
+  async #send(
     url: string,
     method: string,
     headers: Record<string, string>,
-    body: unknown,
+    body: string | undefined,
     signal: AbortSignal | undefined,
-    dispatcher: unknown,
     timeoutMs: number | null | undefined,
     retry = true,
   ): Promise<KubeResponse> {
-    this.count(method, url);
+    this.#count(method, url);
     const isWatch = /[?&]watch=(true|1)(&|$)/.test(url) || /[?&]follow=true(&|$)/.test(url);
-    const deadline = timeoutMs === undefined ? (isWatch ? null : this.requestTimeoutMs) : timeoutMs;
+    const deadline = timeoutMs === undefined ? (isWatch ? null : this.#requestTimeoutMs) : timeoutMs;
     const timeout = deadline === null ? undefined : deadlineSignal(deadline);
     const sig = signal && timeout ? AbortSignal.any([signal, timeout]) : (signal ?? timeout);
-    const b = body === undefined || body === null ? undefined : typeof body === "string" ? body : String(body);
     // The exec plugin runs within the request's deadline (a watch's: the request timeout).
-    const cred = this.exec ? await this.exec.get(timeout ? sig : anySignal(signal, deadlineSignal(this.requestTimeoutMs))) : undefined;
+    const cred = this.#exec ? await this.#exec.get(timeout ? sig : anySignal(signal, deadlineSignal(this.#requestTimeoutMs))) : undefined;
     const sent = cred?.token && !("Authorization" in headers || "authorization" in headers) ? { ...headers, Authorization: `Bearer ${cred.token}` } : headers;
     let res: KubeResponse;
-    if (this.h2 && url.startsWith(this.h2.origin + "/")) {
+    if (this.#h2 && url.startsWith(this.#h2.origin + "/")) {
       const certKey = cred?.cert ? `${cred.cert}\n${cred.key ?? ""}` : "";
-      res = await this.h2.transport.request({
+      res = await this.#h2.transport.request({
         method,
-        path: url.slice(this.h2.origin.length),
+        path: url.slice(this.#h2.origin.length),
         headers: sent,
-        ...(b !== undefined ? { body: b } : {}),
+        ...(body !== undefined ? { body } : {}),
         ...(sig ? { signal: sig } : {}),
         // Watches and log reads (no deadline of their own) are read as streams, not buffered whole.
         stream: isWatch || deadline === null,
         tlsKey: certKey,
-        tls: () => this.h2Tls(cred?.cert, cred?.key),
+        tls: async () => this.#h2Tls(cred?.cert, cred?.key),
       });
-    } else if (isBun && isWatch && method === "GET" && url.startsWith("https://") && !this.proxyUrl) {
-      res = await h1Stream(url, sent, await this.h2Tls(cred?.cert, cred?.key), sig);
+    } else if (isBun && isWatch && method === "GET" && url.startsWith("https://") && !this.#proxyUrl) {
+      res = await h1Stream(url, sent, this.#h2Tls(cred?.cert, cred?.key), sig);
     } else if (isBun) {
-      const tls = await this.bunTls();
-      const init: Record<string, unknown> = { method, headers: sent, body: b, signal: sig, tls: cred?.cert ? { ...tls, cert: cred.cert, key: cred.key } : tls };
-      if (this.proxyUrl) init.proxy = this.proxyUrl;
-      const release = await this.bunSlots.acquire(sig);
+      const tls = this.#cachedTls().tls;
+      const init: Record<string, unknown> = { method, headers: sent, body, signal: sig, tls: cred?.cert ? { ...tls, cert: cred.cert, key: cred.key } : tls };
+      if (this.#proxyUrl) init.proxy = this.#proxyUrl;
+      const release = await this.#bunSlots.acquire(sig);
       try {
         res = (await globalThis.fetch(url, init as RequestInit)) as unknown as KubeResponse;
       } finally {
         release();
       }
     } else {
-      const init: Record<string, unknown> = { method, headers: sent, body: b, signal: sig };
-      const d = cred?.cert ? await this.certDispatcher(cred.cert, cred.key ?? "") : dispatcher;
-      if (d) init.dispatcher = d;
+      const init: Record<string, unknown> = { method, headers: sent, body, signal: sig };
+      if (this.#proxyUrl) init.dispatcher = this.#proxyAgent(this.#proxyUrl, cred?.cert, cred?.key);
       res = (await undiciFetch(url, init as Parameters<typeof undiciFetch>[1])) as unknown as KubeResponse;
     }
     // A refused exec token without (or before) its expiry: run the plugin again, once (as client-go does on 401).
     if (res.status === 401 && retry && cred?.token && sent !== headers) {
       await res.body?.cancel().catch(() => {});
-      this.exec!.invalidate(cred.token);
-      return this.send(url, method, headers, body, signal, dispatcher, timeoutMs, false);
+      this.#exec!.invalidate(cred.token);
+      return this.#send(url, method, headers, body, signal, timeoutMs, false);
     }
     return res;
   }
@@ -358,45 +304,36 @@ class Client implements KubeClient {
    * another connection once one has as many streams as the server allows (kube-apiserver: 100);
    * fewer in flight keep it on one. Beyond that the API server would only queue them anyway.
    */
-  private readonly bunSlots = new RequestSlots(BUN_MAX_IN_FLIGHT);
+  readonly #bunSlots = new RequestSlots(BUN_MAX_IN_FLIGHT);
 
-  /** TLS options of a new HTTP/2 connection: the kubeconfig's (files read now), with an exec plugin's certificate if it gave one. */
-  private async h2Tls(cert: string | undefined, key: string | undefined): Promise<H2Tls> {
-    return toH2Tls(await readBunTls(this.kc), cert, key);
+  /** TLS options of a new connection: the kubeconfig's (files read now), with an exec plugin's certificate if it gave one. */
+  #h2Tls(cert: string | undefined, key: string | undefined): H2Tls {
+    return toH2Tls(readTls(this.#tlsSettings), cert, key);
   }
 
-  private certDispatcherCache: { cert: string; dispatcher: Promise<unknown> } | undefined;
+  #tlsCache: { at: number; tls: BunTls; id: string } | undefined;
 
-  /** Under Node and Deno: client-node's dispatcher for the cluster, with the exec plugin's client certificate. */
-  private certDispatcher(cert: string, key: string): Promise<unknown> {
-    if (this.certDispatcherCache?.cert !== cert) {
-      const dispatcher = readBunTls(this.kc).then((tls) =>
-        // createDispatcher is private in client-node's types; it is what applySecurityAuthentication uses.
-        (this.kc as unknown as { createDispatcher(cluster: unknown, options: object): unknown }).createDispatcher(this.kc.getCurrentCluster(), {
-          ...tls,
-          servername: tls.serverName,
-          cert,
-          key,
-        }),
-      );
-      this.certDispatcherCache = { cert, dispatcher };
-    }
-    return this.certDispatcherCache.dispatcher;
-  }
-
-  private tlsCache: { at: number; tls: Promise<BunTls> } | undefined;
-
-  /** The kubeconfig's TLS material in Bun's fetch `tls` shape, re-read every minute (files may rotate). */
-  private bunTls(): Promise<BunTls> {
+  /** The kubeconfig's TLS material, re-read every minute (files may rotate); `id` tells when it changed. */
+  #cachedTls(): { tls: BunTls; id: string } {
     const now = Date.now();
-    if (!this.tlsCache || now - this.tlsCache.at > 60_000) {
-      const tls = readBunTls(this.kc);
-      this.tlsCache = { at: now, tls };
-      tls.catch(() => {
-        if (this.tlsCache?.tls === tls) this.tlsCache = undefined;
-      });
+    if (!this.#tlsCache || now - this.#tlsCache.at > TLS_REREAD_MS) {
+      const tls = readTls(this.#tlsSettings);
+      this.#tlsCache = { at: now, tls, id: JSON.stringify(tls) };
     }
-    return this.tlsCache.tls;
+    return this.#tlsCache;
+  }
+
+  #proxy: { id: string; agent: Dispatcher } | undefined;
+
+  /** Under Node and Deno: the proxy dispatcher for the current TLS material (a new one, and the old one closed, when it changes). */
+  #proxyAgent(proxyUrl: string, cert: string | undefined, key: string | undefined): Dispatcher {
+    const base = this.#cachedTls();
+    const id = `${base.id}\n${cert ?? ""}\n${key ?? ""}`;
+    if (this.#proxy?.id !== id) {
+      this.#proxy?.agent.close().catch(() => {});
+      this.#proxy = { id, agent: proxyDispatcher(proxyUrl, toH2Tls(base.tls, cert, key)) };
+    }
+    return this.#proxy.agent;
   }
 }
 

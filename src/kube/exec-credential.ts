@@ -11,13 +11,15 @@
 import { spawn } from "node:child_process";
 import { untilAborted } from "../util/timers.ts";
 
-/** The `exec` stanza of a kubeconfig user (client-node's shape). */
+/** The `exec` stanza of a kubeconfig user (kubeconfig.ts parses it). */
 export interface ExecConfig {
   command: string;
   args?: string[];
   env?: { name: string; value: string }[];
   apiVersion?: string;
   interactiveMode?: string;
+  /** Shown when the command is not found, as kubectl does. */
+  installHint?: string;
 }
 
 export interface ExecCredential {
@@ -99,7 +101,10 @@ export class ExecCredentialProvider {
       child.stdout.on("data", (chunk: string) => {
         stdout += chunk;
       });
-      child.on("error", (err) => finish(() => reject(new ExecCredentialError(`cannot run the kubeconfig exec plugin ${exec.command}: ${err.message}`, { cause: err }))));
+      child.on("error", (err) => {
+        const hint = (err as { code?: unknown }).code === "ENOENT" && exec.installHint ? `\n${exec.installHint.trim()}` : "";
+        finish(() => reject(new ExecCredentialError(`cannot run the kubeconfig exec plugin ${exec.command}: ${err.message}${hint}`, { cause: err })));
+      });
       child.on("close", (code, sig) => {
         if (code !== 0) {
           finish(() => reject(new ExecCredentialError(`the kubeconfig exec plugin ${exec.command} ${code === null ? `was killed (${sig})` : `exited with code ${code}`}; its messages are above`)));

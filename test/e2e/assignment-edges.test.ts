@@ -16,6 +16,7 @@ import type { KubeClient } from "../../src/kube/client.ts";
 import { REDACTED } from "../../src/telemetry/secrets.ts";
 import { type TaskRecord, waitFor } from "../support/dispatch.ts";
 import { E2EScope, uniqueId } from "../support/e2e-scope.ts";
+import { api } from "../support/kube-api.ts";
 import { kubectl } from "../support/sandbox.ts";
 
 let KUBECONFIG: string;
@@ -28,7 +29,7 @@ const marker = (name: string) => `oz-e2e-${name}-${crypto.randomUUID()}`;
 const forms = (value: string) => [value, Buffer.from(value).toString("base64")];
 
 async function taskJob(ns: string, taskId: string): Promise<V1Job | undefined> {
-  const list = await admin.api(BatchV1Api).listNamespacedJob({ namespace: ns });
+  const list = await api(admin, BatchV1Api).listNamespacedJob({ namespace: ns });
   return list.items.find((j) => j.metadata?.annotations?.[TASK_ID_ANNOTATION] === taskId);
 }
 
@@ -56,11 +57,11 @@ describe("env var names the API server accepts", () => {
       const job = await waitFor("the task's Job", () => taskJob(ns, task.task_id), { timeoutMs: 20_000 });
       const jobName = job.metadata!.name!;
       const pod = await waitFor("the task's pod to run", async () => {
-        const pods = await admin.api(CoreV1Api).listNamespacedPod({ namespace: ns, labelSelector: `job-name=${jobName}` });
+        const pods = await api(admin, CoreV1Api).listNamespacedPod({ namespace: ns, labelSelector: `job-name=${jobName}` });
         return pods.items.find((p: V1Pod) => p.status?.phase === "Running");
       }, { timeoutMs: 20_000 });
       const secretName = taskSecretNameFor(jobName);
-      const secret: V1Secret = await admin.api(CoreV1Api).readNamespacedSecret({ name: secretName, namespace: ns });
+      const secret: V1Secret = await api(admin, CoreV1Api).readNamespacedSecret({ name: secretName, namespace: ns });
 
       // As the kubelet resolves it: env entry of the exact name → secretKeyRef → the Secret's value.
       const env = pod.spec!.containers.find((c) => c.name === "task")!.env ?? [];
@@ -193,7 +194,7 @@ describe("an invalid assignment with a task_id", () => {
         expect(sent[1]!.data.failure_reason).toBe(c.reason);
         expect(String(sent[1]!.data.message)).toContain(c.field);
       }
-      expect((await admin.api(BatchV1Api).listNamespacedJob({ namespace: ns })).items).toEqual([]);
+      expect((await api(admin, BatchV1Api).listNamespacedJob({ namespace: ns })).items).toEqual([]);
       expect(await w.stop("SIGTERM")).toBe(0);
     },
     60_000,

@@ -14,6 +14,7 @@ import { readReportedOutcome, TaskJobs } from "../../src/kube/jobs.ts";
 import { readContainerLogs } from "../../src/kube/logs.ts";
 import { TaskWatch, type ExecutionSnapshot, type TaskWatchOptions } from "../../src/kube/task-watch.ts";
 import { ADMIN_KUBECONFIG, ensureSandbox, expireResourceVersions, freshNamespace as createNamespace, type Namespace, serviceAccountKubeconfig, waitFor } from "../support/sandbox.ts";
+import { api } from "../support/kube-api.ts";
 
 let admin: KubeClient;
 const namespaces: Namespace[] = [];
@@ -229,7 +230,7 @@ describe("task watch", () => {
     await Promise.all(execs.map((e, i) => jobs.createTaskJob(taskJob(`before-${i}`, worker, e, i === 5 ? "x:exit-9" : "busybox:1.36"))));
     // Someone else's Job in the same namespace stays out of the cache.
     await jobs.createTaskJob(taskJob("other-worker", hex16(), hex16(), "busybox:1.36"));
-    await waitFor("the pods to exist", async () => ((await setup.api(CoreV1Api).listNamespacedPod({ namespace: ns })).items.length >= 13 ? true : undefined), { timeoutMs: 20_000 });
+    await waitFor("the pods to exist", async () => ((await api(setup, CoreV1Api).listNamespacedPod({ namespace: ns })).items.length >= 13 ? true : undefined), { timeoutMs: 20_000 });
 
     const client = adminClient();
     const tw = startWatch(client, ns, worker, { pageSize: 5 });
@@ -305,7 +306,7 @@ describe("task watch", () => {
   test("Events are read only for a pod stuck creating; a FailedMount decides volume_mount", async () => {
     const { ns, worker, tw, jobs } = await watchedNamespace({ eventsSlowAfterMs: 1_000, eventsMinIntervalMs: 1_000 });
     const exec = hex16();
-    const core = admin.api(CoreV1Api);
+    const core = api(admin, CoreV1Api);
     // A healthy task first: no Events read for it.
     const okExec = hex16();
     const ok = outcomeOf(tw, okExec).done;
@@ -376,7 +377,7 @@ describe("jobs", () => {
     expect(b.job.metadata?.uid).toBe(a.job.metadata?.uid);
     expect((await jobs.listWorkerJobs(worker)).map((j) => j.metadata?.name)).toEqual(["adopt"]);
 
-    const s = await admin.api(CoreV1Api).readNamespacedSecret({ name: "adopt-env", namespace: ns });
+    const s = await api(admin, CoreV1Api).readNamespacedSecret({ name: "adopt-env", namespace: ns });
     expect(s.metadata?.ownerReferences).toEqual([{ apiVersion: "batch/v1", kind: "Job", name: "adopt", uid: a.job.metadata!.uid! }]);
     expect((await done).state).toBe("succeeded");
 
@@ -393,7 +394,7 @@ describe("jobs", () => {
     expect(await jobs.deleteJob("adopt", { propagation: "Foreground" })).toBe(true);
     await waitFor(
       "the owned Secret to be garbage-collected",
-      async () => ((await admin.api(CoreV1Api).listNamespacedSecret({ namespace: ns })).items.some((x) => x.metadata?.name === "adopt-env") ? undefined : true),
+      async () => ((await api(admin, CoreV1Api).listNamespacedSecret({ namespace: ns })).items.some((x) => x.metadata?.name === "adopt-env") ? undefined : true),
       { timeoutMs: 30_000 },
     );
   }, 60_000);
@@ -430,7 +431,7 @@ describe("jobs", () => {
     expect((syncErr as Error).message).toContain("forbidden: cannot list");
 
     // Jobs allowed, Secrets not: the Job created (suspended) for the Secret is taken back.
-    const rbac = admin.api(RbacAuthorizationV1Api);
+    const rbac = api(admin, RbacAuthorizationV1Api);
     await rbac.createNamespacedRole({
       namespace: ns,
       body: { metadata: { name: "jobs-only" }, rules: [{ apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "get", "list", "watch", "delete", "patch"] }] },

@@ -13,6 +13,7 @@ import { parseTaskAssignment } from "../../src/oz/protocol.ts";
 import { type DispatchServer, type TaskRecord, connectTestWorker, waitFor } from "../support/dispatch.ts";
 import { CommandError, SANDBOX_SCRIPT, run } from "../support/sandbox.ts";
 import { E2EScope, uniqueId } from "../support/e2e-scope.ts";
+import { api } from "../support/kube-api.ts";
 import type { WorkerProcess } from "../support/worker.ts";
 
 /** The admin kubeconfig (from the scope's setup). */
@@ -46,7 +47,7 @@ const isFinished = (t: TaskRecord) => t.state === "succeeded" || t.state === "fa
 
 /** This namespace's Jobs by their task-id annotation. */
 async function jobsByTask(ns: string): Promise<Map<string, V1Job>> {
-  const list = await admin.api(BatchV1Api).listNamespacedJob({ namespace: ns });
+  const list = await api(admin, BatchV1Api).listNamespacedJob({ namespace: ns });
   const out = new Map<string, V1Job>();
   for (const j of list.items) {
     const id = j.metadata?.annotations?.[TASK_ID_ANNOTATION];
@@ -59,7 +60,7 @@ const jobDone = (j: V1Job | undefined, type: "Complete" | "Failed") =>
   (j?.status?.conditions ?? []).some((c) => c.type === type && c.status === "True");
 
 async function runningPods(ns: string): Promise<number> {
-  const pods = await admin.api(CoreV1Api).listNamespacedPod({ namespace: ns });
+  const pods = await api(admin, CoreV1Api).listNamespacedPod({ namespace: ns });
   return pods.items.filter((p) => p.status?.phase === "Running").length;
 }
 
@@ -252,9 +253,9 @@ describe("restarts", () => {
         if (!parsed.ok) throw new Error(parsed.error);
         const objects = buildTaskObjects(resolved.config, parsed.message.data);
         expect(objects.secret).toBeDefined();
-        const job = await admin.api(BatchV1Api).createNamespacedJob({ namespace: ns, body: { ...objects.job, spec: { ...objects.job.spec!, suspend: true } } });
+        const job = await api(admin, BatchV1Api).createNamespacedJob({ namespace: ns, body: { ...objects.job, spec: { ...objects.job.spec!, suspend: true } } });
         names[record.task_id] = job.metadata!.name!;
-        if (secret) await admin.api(CoreV1Api).createNamespacedSecret({ namespace: ns, body: withOwner(objects.secret!, { name: job.metadata!.name!, uid: job.metadata!.uid! }) });
+        if (secret) await api(admin, CoreV1Api).createNamespacedSecret({ namespace: ns, body: withOwner(objects.secret!, { name: job.metadata!.name!, uid: job.metadata!.uid! }) });
       }
 
       const w = await worker({ workerId, kubeconfig: KUBECONFIG, namespace: ns, dispatch: d });

@@ -15,6 +15,7 @@ import { REDACTED } from "../../src/telemetry/secrets.ts";
 import { waitFor } from "../support/dispatch.ts";
 import { grantRole, kubectl, run, serviceAccountKubeconfig } from "../support/sandbox.ts";
 import { E2EScope, uniqueId } from "../support/e2e-scope.ts";
+import { api } from "../support/kube-api.ts";
 import { workerCommand } from "../support/worker.ts";
 
 /** The admin kubeconfig (from the scope's setup). */
@@ -29,13 +30,13 @@ const marker = (name: string) => `oz-e2e-${name}-${crypto.randomUUID()}`;
 const forms = (value: string) => [value, Buffer.from(value).toString("base64")];
 
 async function taskJob(ns: string, taskId: string): Promise<V1Job | undefined> {
-  const list = await admin.api(BatchV1Api).listNamespacedJob({ namespace: ns });
+  const list = await api(admin, BatchV1Api).listNamespacedJob({ namespace: ns });
   return list.items.find((j) => j.metadata?.annotations?.[TASK_ID_ANNOTATION] === taskId);
 }
 
 async function readSecret(ns: string, name: string): Promise<V1Secret | undefined> {
   try {
-    return await admin.api(CoreV1Api).readNamespacedSecret({ name, namespace: ns });
+    return await api(admin, CoreV1Api).readNamespacedSecret({ name, namespace: ns });
   } catch (err) {
     if ((err as { code?: number }).code === 404) return undefined;
     throw err;
@@ -43,7 +44,7 @@ async function readSecret(ns: string, name: string): Promise<V1Secret | undefine
 }
 
 async function listSecrets(ns: string): Promise<V1Secret[]> {
-  return (await admin.api(CoreV1Api).listNamespacedSecret({ namespace: ns })).items;
+  return (await api(admin, CoreV1Api).listNamespacedSecret({ namespace: ns })).items;
 }
 
 beforeAll(async () => {
@@ -78,7 +79,7 @@ describe("task secrets", () => {
       const job = await waitFor("the task's Job", () => taskJob(ns, task.task_id), { timeoutMs: 20_000 });
       const jobName = job.metadata!.name!;
       const pod = await waitFor("the task's pod to run", async () => {
-        const pods = await admin.api(CoreV1Api).listNamespacedPod({ namespace: ns, labelSelector: `job-name=${jobName}` });
+        const pods = await api(admin, CoreV1Api).listNamespacedPod({ namespace: ns, labelSelector: `job-name=${jobName}` });
         return pods.items.find((p: V1Pod) => p.status?.phase === "Running");
       }, { timeoutMs: 20_000 });
       const yaml = await kubectl("get", "job,pod", "-n", ns, "-o", "yaml");

@@ -4,6 +4,7 @@ import { CoreV1Api } from "@kubernetes/client-node";
 import { type KubeClient, loadKubeClient } from "../../src/kube/client.ts";
 import { type DispatchServer, startDispatchServer } from "./dispatch.ts";
 import { ensureSandbox } from "./sandbox.ts";
+import { api } from "./kube-api.ts";
 import { type StartWorkerOptions, type WorkerProcess, startWorker } from "./worker.ts";
 
 /** A name no other run uses: `<prefix>-<time>-<random>`. */
@@ -25,7 +26,7 @@ export class E2EScope {
   freshNamespace = async (prefix: string): Promise<string> => {
     if (!this.#admin) throw new Error("E2EScope.setup() has not run");
     const name = uniqueId(prefix);
-    await this.#admin.api(CoreV1Api).createNamespace({ body: { metadata: { name } } });
+    await api(this.#admin, CoreV1Api).createNamespace({ body: { metadata: { name } } });
     this.namespaces.push(name);
     return name;
   };
@@ -50,6 +51,6 @@ export class E2EScope {
     await Promise.allSettled(this.workers.map((w) => w.stop("SIGKILL")));
     await Promise.allSettled(this.servers.map(async (s) => s.stop()));
     const admin = this.#admin;
-    if (admin) await Promise.allSettled(this.namespaces.map((name) => admin.api(CoreV1Api).deleteNamespace({ name })));
+    if (admin) await Promise.allSettled(this.namespaces.map((name) => api(admin, CoreV1Api).deleteNamespace({ name })));
   }
 }

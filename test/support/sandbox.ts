@@ -11,7 +11,6 @@
 
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
 import { parse } from "yaml";
 import { waitFor, type WaitForOptions } from "./wait.ts";
 
@@ -120,18 +119,6 @@ export async function getJson(...args: string[]): Promise<any | undefined> {
     throw new CommandError(["kubectl", "get", ...args], result);
   }
   return JSON.parse(result.stdout);
-}
-
-/**
- * The admin KubeConfig for @kubernetes/client-node (call ensureSandbox first).
- * Note: under Bun, client-node 2.0.1's generated API clients do not pass the
- * cluster CA to their undici dispatcher and fail TLS ("unable to verify the
- * first certificate"); use apiFetch/watchPath here, or src/kube's client.
- */
-export function adminKubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromFile(ADMIN_KUBECONFIG);
-  return kc;
 }
 
 interface AdminTls {

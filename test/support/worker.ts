@@ -13,6 +13,7 @@ import { type KubeClient, loadKubeClient } from "../../src/kube/client.ts";
 import { REQUIRED_PERMISSIONS, roleRules } from "../../src/preflight/permissions.ts";
 import { type DispatchServer, type TaskRecord, waitFor } from "./dispatch.ts";
 import { ADMIN_KUBECONFIG, ensureSandbox, freshNamespace, type Namespace, serviceAccountKubeconfig, watchPath } from "./sandbox.ts";
+import { api } from "./kube-api.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const BUN = join(ROOT, "node_modules/.bin/bun");
@@ -337,7 +338,7 @@ export class WorkerSandbox {
     const namespace = await freshNamespace(prefix, { "oz-worker-e2e": "run" });
     this.#namespaces.push(namespace);
     const ns = namespace.name;
-    const rbac = this.admin.api(RbacAuthorizationV1Api);
+    const rbac = api(this.admin, RbacAuthorizationV1Api);
     await rbac.createNamespacedRole({
       namespace: ns,
       body: { metadata: { name: "oz-worker" }, rules: roleRules(REQUIRED_PERMISSIONS) },
