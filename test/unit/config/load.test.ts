@@ -328,6 +328,19 @@ backend:
     expect(errors("backend:\n\tkubernetes: {}\n")[0]).toStartWith("config.yaml:2:1: invalid YAML: Tabs are not allowed");
   });
 
+  test("repeated keys are found at any depth, in block and flow mappings, where the yaml library would report them", () => {
+    const labels = Array.from({ length: 2000 }, (_, i) => `      k${i}: v`);
+    labels.splice(1500, 0, "      k7: again");
+    expect(errors(`${WORKER}backend:\n  kubernetes:\n    namespace: a\n    extra_labels:\n${labels.join("\n")}\n`)).toEqual([
+      "config.yaml:1506:7: invalid YAML: Map keys must be unique",
+    ]);
+    expect(errors(`${WORKER}backend: { kubernetes: { namespace: a, namespace: b } }\n`)).toEqual(["config.yaml:2:40: invalid YAML: Map keys must be unique"]);
+    // Different scalar types are different keys, as in the library; a mapping inside a list is checked too.
+    expect(errors(`${WORKER}env: [{ a: 1, a: 2 }]\nbackend: { kubernetes: { namespace: a, extra_labels: { 1: x, "1": y } } }\n`)).toEqual([
+      "config.yaml:2:15: invalid YAML: Map keys must be unique",
+    ]);
+  });
+
   test("syntax errors and flag errors are reported together", () => {
     expect(errors("a: [\n", { logLevel: "loud" })).toEqual([
       "config.yaml:2:1: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]",
