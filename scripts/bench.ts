@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseFlags, usageText, UsageError, type FlagDefs } from "./lib/args.ts";
-import { auditCounts, auditPeakWatches, benchTable, computeBench, isWorkerSeries, resultJson, roleAllows, taskTiming } from "./lib/bench-report.ts";
+import { auditCounts, auditPeakWatches, benchTable, computeBench, isWorkerSeries, resultJson, roleAllows, taskTiming, createSegments, workerCreateLog } from "./lib/bench-report.ts";
 import { Cleanup } from "./lib/cleanup.ts";
 import { Dispatch, type TaskRecord } from "./lib/dispatch.ts";
 import { Kube, nowMs } from "./lib/kube.ts";
@@ -399,6 +399,27 @@ async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<n
   if (jobLag.length > 0) {
     const p = summarize(jobLag);
     notes.push(`for reference: pod terminal -> Job Complete/Failed condition (the Job controller), ms: ${p.p50} / ${p.p95} / ${p.p99} (${jobLag.length} Jobs)`);
+  }
+  // Where "assignment -> Job created" goes, cut at the worker's own log lines (JSON format only):
+  // with the API server's own time below, what of it is the worker's shows.
+  const assignedAt = new Map<string, number>();
+  for (const r of records) {
+    const at = taskTiming(r).assignedAt;
+    if (at !== undefined) assignedAt.set(r.task_id, at);
+  }
+  const workerLog = existsSync(logFile) ? workerCreateLog(readFileSync(logFile, "utf8").split("\n")) : new Map<string, never>();
+  const segments = createSegments(assignedAt, workerLog, seen.jobSeenAt);
+  if (segments.length > 0) {
+    const line = (rows: typeof segments) => {
+      const f = (k: keyof (typeof segments)[number]) => {
+        const p = summarize(rows.map((r) => r[k]), 0);
+        return `${p.p50} / ${p.p95} / ${p.p99}`;
+      };
+      return `delivery (sent -> worker claimed) ${f("delivery")}; worker (claimed -> create answered) ${f("worker")}; observed (answered -> harness watch) ${f("observed")}`;
+    };
+    notes.push(`assignment -> Job created by segment, ms p50 / p95 / p99, all ${segments.length} tasks: ${line(segments)}`);
+    const burst = segments.slice(0, o.concurrency);
+    notes.push(`  the first ${burst.length} claimed (the burst): ${line(burst)}`);
   }
   if (details.missingCreate || details.missingReport) notes.push(`latency samples missing: ${details.missingCreate} create, ${details.missingReport} report`);
   notes.push(
