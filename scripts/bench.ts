@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseFlags, usageText, UsageError, type FlagDefs } from "./lib/args.ts";
-import { auditCounts, auditPeakWatches, benchTable, computeBench, isWorkerSeries, resultJson, roleAllows, taskTiming } from "./lib/bench-report.ts";
+import { auditCounts, auditPeakWatches, benchTable, computeBench, isWorkerSeries, resultJson, roleAllows, taskTiming, createSegments, workerCreateLog } from "./lib/bench-report.ts";
 import { Cleanup } from "./lib/cleanup.ts";
 import { Dispatch, type TaskRecord } from "./lib/dispatch.ts";
 import { Kube, nowMs } from "./lib/kube.ts";
@@ -38,6 +38,11 @@ const FLAGS: FlagDefs = {
     kind: "int",
     placeholder: "K",
     help: "first create K finished Jobs with pods of the worker (cleanup off) and report its RSS once its cache holds them (default 0)",
+  },
+  "env-vars": {
+    kind: "int",
+    placeholder: "K",
+    help: "give each task K env_vars (distinct values): the worker keeps them in a per-task Secret and redacts them from its log (default 0)",
   },
   json: { kind: "string", placeholder: "FILE", help: "also write the figures as JSON to FILE" },
   "api-attribution": {
@@ -81,9 +86,10 @@ async function main(): Promise<number> {
   const taskSeconds = (flags["task-seconds"] as number | undefined) ?? 2;
   const attribution = (flags["api-attribution"] as string | undefined) ?? "dedicated";
   const keptJobs = (flags["kept-jobs"] as number | undefined) ?? 0;
+  const envVars = (flags["env-vars"] as number | undefined) ?? 0;
   const jsonFile = flags.json as string | undefined;
-  if (tasks < 1 || concurrency < 1 || taskSeconds < 0 || keptJobs < 0) {
-    process.stderr.write("bench: --tasks and --concurrency must be >= 1, --task-seconds and --kept-jobs whole numbers >= 0\n");
+  if (tasks < 1 || concurrency < 1 || taskSeconds < 0 || keptJobs < 0 || envVars < 0) {
+    process.stderr.write("bench: --tasks and --concurrency must be >= 1, --task-seconds, --kept-jobs and --env-vars whole numbers >= 0\n");
     return 2;
   }
   if (attribution !== "dedicated" && attribution !== "shared") {
@@ -96,10 +102,17 @@ async function main(): Promise<number> {
   const stopping = new AbortController();
   cleanup.onSignals(() => stopping.abort());
   try {
-    return await bench({ tasks, concurrency, taskSeconds, keptJobs, attribution, jsonFile, workerCmd, defaultWorker: flags["worker-cmd"] === undefined }, cleanup, stopping.signal);
+    return await bench({ tasks, concurrency, taskSeconds, keptJobs, envVars, attribution, jsonFile, workerCmd, defaultWorker: flags["worker-cmd"] === undefined }, cleanup, stopping.signal);
   } finally {
     await cleanup.run();
   }
+}
+
+/** K env_vars with values like tokens, distinct per task (each is a secret the worker redacts). */
+function benchEnvVars(k: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < k; i++) out[`BENCH_SECRET_${i}`] = `bench-${crypto.randomUUID()}`;
+  return out;
 }
 
 const SUMMARY = `Runs N tasks (image x:sleep-S) through the local dispatch server and a worker on the
@@ -111,6 +124,7 @@ interface Options {
   concurrency: number;
   taskSeconds: number;
   keptJobs: number;
+  envVars: number;
   attribution: "dedicated" | "shared";
   jsonFile: string | undefined;
   workerCmd: string;
@@ -120,7 +134,9 @@ interface Options {
 async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<number> {
   const started = nowMs();
   const workDir = mkdtempSync(join(tmpdir(), "oz-bench-"));
-  say(`N=${o.tasks} tasks, C=${o.concurrency} in flight, x:sleep-${o.taskSeconds}${o.keptJobs > 0 ? `, ${o.keptJobs} kept Jobs` : ""}; files in ${workDir}`);
+  say(
+    `N=${o.tasks} tasks, C=${o.concurrency} in flight, x:sleep-${o.taskSeconds}${o.keptJobs > 0 ? `, ${o.keptJobs} kept Jobs` : ""}${o.envVars > 0 ? `, ${o.envVars} env_vars per task` : ""}; files in ${workDir}`,
+  );
 
   // The sandbox is shared (tests, other runs): the benchmark starts it when needed but never stops it.
   if (!(await sandboxRunning())) {
@@ -292,7 +308,9 @@ async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<n
     const room = Math.min(o.concurrency - inFlight.size, o.tasks - ids.length);
     if (room > 0) {
       const batch = await Promise.all(
-        Array.from({ length: room }, (_, i) => dispatch.createTask({ docker_image: image, task: { title: `bench task ${ids.length + i + 1}` } })),
+        Array.from({ length: room }, (_, i) =>
+          dispatch.createTask({ docker_image: image, task: { title: `bench task ${ids.length + i + 1}` }, ...(o.envVars > 0 ? { env_vars: benchEnvVars(o.envVars) } : {}) }),
+        ),
       );
       for (const r of batch) {
         ids.push(r.task_id);
@@ -399,6 +417,27 @@ async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<n
   if (jobLag.length > 0) {
     const p = summarize(jobLag);
     notes.push(`for reference: pod terminal -> Job Complete/Failed condition (the Job controller), ms: ${p.p50} / ${p.p95} / ${p.p99} (${jobLag.length} Jobs)`);
+  }
+  // Where "assignment -> Job created" goes, cut at the worker's own log lines (JSON format only):
+  // with the API server's own time below, what of it is the worker's shows.
+  const assignedAt = new Map<string, number>();
+  for (const r of records) {
+    const at = taskTiming(r).assignedAt;
+    if (at !== undefined) assignedAt.set(r.task_id, at);
+  }
+  const workerLog = existsSync(logFile) ? workerCreateLog(readFileSync(logFile, "utf8").split("\n")) : new Map<string, never>();
+  const segments = createSegments(assignedAt, workerLog, seen.jobSeenAt);
+  if (segments.length > 0) {
+    const line = (rows: typeof segments) => {
+      const f = (k: keyof (typeof segments)[number]) => {
+        const p = summarize(rows.map((r) => r[k]), 0);
+        return `${p.p50} / ${p.p95} / ${p.p99}`;
+      };
+      return `delivery (sent -> worker claimed) ${f("delivery")}; worker (claimed -> create answered) ${f("worker")}; observed (answered -> harness watch) ${f("observed")}`;
+    };
+    notes.push(`assignment -> Job created by segment, ms p50 / p95 / p99, all ${segments.length} tasks: ${line(segments)}`);
+    const burst = segments.slice(0, o.concurrency);
+    notes.push(`  the first ${burst.length} claimed (the burst): ${line(burst)}`);
   }
   if (details.missingCreate || details.missingReport) notes.push(`latency samples missing: ${details.missingCreate} create, ${details.missingReport} report`);
   notes.push(

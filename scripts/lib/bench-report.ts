@@ -362,3 +362,61 @@ export function auditPeakWatches(lines: Iterable<string>, username: string): num
   }
   return peak;
 }
+
+/** When the worker's JSON log says it claimed a task and created its Job (epoch ms). */
+export interface WorkerCreateLog {
+  claimedAt: number;
+  createdAt?: number;
+}
+
+/** Per task id, the times of its "task claimed" and "Job created" lines in the worker's JSON log (other lines skipped). */
+export function workerCreateLog(lines: Iterable<string>): Map<string, WorkerCreateLog> {
+  const out = new Map<string, WorkerCreateLog>();
+  for (const line of lines) {
+    if (!line.startsWith("{")) continue;
+    let rec: { time?: unknown; msg?: unknown; task_id?: unknown };
+    try {
+      rec = JSON.parse(line) as typeof rec;
+    } catch {
+      continue;
+    }
+    if (typeof rec.task_id !== "string" || typeof rec.time !== "string") continue;
+    const at = Date.parse(rec.time);
+    if (Number.isNaN(at)) continue;
+    if (rec.msg === "task claimed" && !out.has(rec.task_id)) out.set(rec.task_id, { claimedAt: at });
+    else if (rec.msg === "Job created") {
+      const t = out.get(rec.task_id);
+      if (t && t.createdAt === undefined) t.createdAt = at;
+    }
+  }
+  return out;
+}
+
+/** "assignment -> Job created" of one task cut at the worker's log lines (ms; all on this machine's clock). */
+export interface CreateSegments {
+  /** Dispatch server sent the assignment -> the worker logged its claim. */
+  delivery: number;
+  /** The worker's claim -> its create's answer (spec, request slot, the API server). */
+  worker: number;
+  /** The worker had the answer -> the harness's watch delivered the Job. */
+  observed: number;
+}
+
+/**
+ * The creation latency of each task with all three times, split into its segments, in
+ * claim order (so the first C are the burst).
+ */
+export function createSegments(
+  assignedAt: ReadonlyMap<string, number>,
+  log: ReadonlyMap<string, WorkerCreateLog>,
+  jobSeenAt: ReadonlyMap<string, number>,
+): CreateSegments[] {
+  const rows: { claimedAt: number; seg: CreateSegments }[] = [];
+  for (const [taskId, t] of log) {
+    const assigned = assignedAt.get(taskId);
+    const seen = jobSeenAt.get(taskId);
+    if (assigned === undefined || seen === undefined || t.createdAt === undefined) continue;
+    rows.push({ claimedAt: t.claimedAt, seg: { delivery: t.claimedAt - assigned, worker: t.createdAt - t.claimedAt, observed: seen - t.createdAt } });
+  }
+  return rows.sort((a, b) => a.claimedAt - b.claimedAt).map((r) => r.seg);
+}

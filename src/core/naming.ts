@@ -37,6 +37,13 @@ export function shortHash(value: string): string {
   return createHash("sha256").update(value, "utf8").digest("hex").slice(0, 16);
 }
 
+// The worker's own hash goes on every task Job: computed once per worker id.
+let workerHashMemo: { workerId: string; hash: string } | undefined;
+function workerHash(workerId: string): string {
+  if (workerHashMemo?.workerId !== workerId) workerHashMemo = { workerId, hash: shortHash(workerId) };
+  return workerHashMemo.hash;
+}
+
 /** Lowercase one code point the way Go's unicode.ToLower does for a single rune
  * (JS may expand a code point into several; the first is the simple mapping). */
 function lowerCodePoint(ch: string): string {
@@ -45,7 +52,13 @@ function lowerCodePoint(ch: string): string {
   return first === undefined ? ch : String.fromCodePoint(first);
 }
 
-function mapCodePoints(value: string, keep: (c: string) => boolean): string {
+/**
+ * Each code point lowercased, kept when `keep` says so, else '-'. A value made only of
+ * characters in `unchanged` (which the mapping leaves alone) is returned as is: ids from
+ * Oz are lowercase UUIDs, and the per-code-point walk is most of a task Job's build time.
+ */
+function mapCodePoints(value: string, keep: (c: string) => boolean, unchanged: RegExp): string {
+  if (unchanged.test(value)) return value;
   let out = "";
   for (const ch of value) {
     const c = lowerCodePoint(ch);
@@ -56,6 +69,9 @@ function mapCodePoints(value: string, keep: (c: string) => boolean): string {
 
 const isAlnum = (c: string): boolean => (c >= "a" && c <= "z") || (c >= "0" && c <= "9");
 const isLabelChar = (c: string): boolean => isAlnum(c) || c === "-" || c === "_" || c === ".";
+// What mapCodePoints leaves unchanged with each `keep` (a '-' that is not kept becomes '-').
+const NAME_UNCHANGED = /^[a-z0-9-]*$/;
+const LABEL_UNCHANGED = /^[a-z0-9._-]*$/;
 
 function trimChars(value: string, chars: string, side: "both" | "end" = "both"): string {
   let start = 0;
@@ -68,13 +84,13 @@ function trimChars(value: string, chars: string, side: "both" | "end" = "both"):
 /** Lowercase, every character outside [a-z0-9] becomes '-', leading/trailing '-' trimmed.
  * May return "" when nothing usable is left. */
 export function sanitizeNameFragment(value: string): string {
-  return trimChars(mapCodePoints(value, isAlnum), "-");
+  return trimChars(mapCodePoints(value, isAlnum, NAME_UNCHANGED), "-");
 }
 
 /** A valid label value (≤ 63, [a-z0-9._-], alphanumeric at both ends) for any input;
  * "unknown" when nothing usable is left. Lowercases like the Go worker. */
 export function sanitizeLabelValue(value: string): string {
-  let sanitized = trimChars(mapCodePoints(value, isLabelChar), "-_.");
+  let sanitized = trimChars(mapCodePoints(value, isLabelChar, LABEL_UNCHANGED), "-_.");
   if (sanitized.length > MAX_LABEL_LENGTH) {
     sanitized = trimChars(sanitized.slice(0, MAX_LABEL_LENGTH), "-_.", "end");
   }
@@ -137,7 +153,7 @@ export function taskLabels(
   const exec = effectiveExecutionId(taskId, executionId);
   return {
     [WORKER_ID_LABEL]: sanitizeLabelValue(workerId),
-    [WORKER_HASH_LABEL]: shortHash(workerId),
+    [WORKER_HASH_LABEL]: workerHash(workerId),
     [TASK_ID_LABEL]: sanitizeLabelValue(taskId),
     [TASK_HASH_LABEL]: shortHash(taskId),
     [EXECUTION_ID_LABEL]: sanitizeLabelValue(exec),

@@ -22,8 +22,12 @@ import type { KubeClient, KubeResponse } from "./client.ts";
 export type PropagationPolicy = "Background" | "Foreground" | "Orphan";
 
 export interface CreateTaskJobResult {
-  /** The Job as the API server has it (created, or the existing one). */
-  job: V1Job;
+  /**
+   * The Job as the API server has it, when it was read: adopted (the existing one), or
+   * created with a Secret (whose owner reference needs its uid). A plain create's answer is
+   * not parsed: nothing reads it, and a burst of creates would parse hundreds of full Jobs.
+   */
+  job?: V1Job;
   /** True when the Job already existed (a duplicate assignment or a restart) and was adopted. */
   adopted: boolean;
   /** The Secret as created, when one was given. */
@@ -54,12 +58,16 @@ export class TaskJobs {
     this.namespace = namespace;
   }
 
-  /** One request; a non-2xx answer or a network failure becomes a KubeApiError naming `ctx`. */
+  /**
+   * One request; a non-2xx answer or a network failure becomes a KubeApiError naming `ctx`.
+   * `discard`: the answer (a whole Job, for a patch or a delete) is read off the connection
+   * but neither decoded nor parsed, and undefined is returned.
+   */
   private async request<T>(
     method: "GET" | "POST" | "PATCH" | "DELETE",
     path: string,
     ctx: KubeErrorContext,
-    opts: { body?: unknown; contentType?: string; query?: Record<string, string | undefined> } = {},
+    opts: { body?: unknown; contentType?: string; query?: Record<string, string | undefined>; discard?: boolean } = {},
   ): Promise<T> {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) q.set(k, v);
@@ -75,6 +83,10 @@ export class TaskJobs {
         ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
       });
       if (res.status < 200 || res.status >= 300) throw await responseError(res, ctx);
+      if (opts.discard) {
+        await res.arrayBuffer();
+        return undefined as T;
+      }
       text = await res.text();
     } catch (err) {
       throw toKubeApiError(err, ctx);
@@ -97,10 +109,11 @@ export class TaskJobs {
     const holdForSecret = secret !== undefined && !callerSuspended;
     const body: V1Job = holdForSecret ? { ...job, spec: { ...job.spec!, suspend: true } } : job;
 
-    let created: V1Job;
+    let created: V1Job | undefined;
     let adopted = false;
     try {
-      created = await this.request<V1Job>("POST", jobsPath(ns), { verb: "create", resource: "jobs", namespace: ns, name }, { body });
+      // Only a Secret needs the created Job (its uid).
+      created = await this.request<V1Job | undefined>("POST", jobsPath(ns), { verb: "create", resource: "jobs", namespace: ns, name }, { body, discard: !secret });
     } catch (err) {
       const e = toKubeApiError(err, { verb: "create", resource: "jobs", namespace: ns, name });
       if (!e.alreadyExists) throw e;
@@ -122,10 +135,10 @@ export class TaskJobs {
       adopted = true;
     }
 
-    const result: CreateTaskJobResult = { job: created, adopted };
+    const result: CreateTaskJobResult = created ? { job: created, adopted } : { adopted };
     if (!secret) return result;
     try {
-      const uid = created.metadata?.uid;
+      const uid = created?.metadata?.uid;
       if (!uid) throw new Error(`createTaskJob: Job ${name} has no uid`);
       const owned = withOwner(secret, { name, uid });
       const secretName = owned.metadata?.name ?? "";
@@ -138,7 +151,7 @@ export class TaskJobs {
         result.secretAdopted = true;
       }
       // Resume a Job we hold (or one a previous worker left suspended before its Secret existed).
-      if (!callerSuspended && created.spec?.suspend === true) {
+      if (!callerSuspended && created?.spec?.suspend === true) {
         result.job = await this.patchJob(name, { spec: { suspend: false } }, ns);
       }
     } catch (err) {
@@ -169,7 +182,7 @@ export class TaskJobs {
         throw e;
       }
     }
-    await this.patchJob(name, { spec: { suspend: false } }, ns);
+    await this.patchJob(name, { spec: { suspend: false } }, ns, { discard: true });
     return "resumed";
   }
 
@@ -211,6 +224,7 @@ export class TaskJobs {
     try {
       await this.request("DELETE", `${jobsPath(ns)}/${encodeURIComponent(name)}`, { verb: "delete", resource: "jobs", namespace: ns, name }, {
         query: { propagationPolicy: propagation, gracePeriodSeconds: gracePeriodSeconds === undefined ? undefined : String(gracePeriodSeconds) },
+        discard: true,
       });
       return true;
     } catch (err) {
@@ -221,7 +235,7 @@ export class TaskJobs {
   }
 
   /** Records on the Job that its outcome was reported (JSON merge patch of one annotation). */
-  async markReported(name: string, outcome: ReportedOutcome | string, opts: { stopPods?: boolean } = {}): Promise<V1Job> {
+  async markReported(name: string, outcome: ReportedOutcome | string, opts: { stopPods?: boolean } = {}): Promise<void> {
     const patch: { metadata: object; spec?: { activeDeadlineSeconds: number } } = {
       metadata: { annotations: { [REPORTED_OUTCOME_ANNOTATION]: reportedValue(outcome) } },
     };
@@ -229,17 +243,17 @@ export class TaskJobs {
     // …): an already-passed deadline makes the Job controller fail the Job and delete its
     // pods, so nothing runs on after Oz was told the task failed, and the TTL then applies.
     if (opts.stopPods) patch.spec = { activeDeadlineSeconds: 1 };
-    return this.patchJob(name, patch, this.namespace);
+    await this.patchJob(name, patch, this.namespace, { discard: true });
   }
 
   /**
    * Stops a Job's pods but keeps the Job: `spec.suspend: true` makes the Job controller delete
    * its active pods. With an outcome, the reported-outcome annotation goes into the same patch.
    */
-  async suspendJob(name: string, outcome?: ReportedOutcome | string): Promise<V1Job> {
+  async suspendJob(name: string, outcome?: ReportedOutcome | string): Promise<void> {
     const patch: { spec: { suspend: true }; metadata?: object } = { spec: { suspend: true } };
     if (outcome !== undefined) patch.metadata = { annotations: { [REPORTED_OUTCOME_ANNOTATION]: reportedValue(outcome) } };
-    return this.patchJob(name, patch, this.namespace);
+    await this.patchJob(name, patch, this.namespace, { discard: true });
   }
 
   /** All task Jobs of a worker (label oz-worker-hash, preflight Jobs excluded), every page. */
@@ -264,8 +278,12 @@ export class TaskJobs {
     return this.request<V1Secret>("GET", `${secretsPath(ns)}/${encodeURIComponent(name)}`, { verb: "get", resource: "secrets", namespace: ns, name });
   }
 
-  private patchJob(name: string, patch: object, ns: string): Promise<V1Job> {
-    return this.request<V1Job>("PATCH", `${jobsPath(ns)}/${encodeURIComponent(name)}`, { verb: "patch", resource: "jobs", namespace: ns, name }, { body: patch, contentType: MERGE_PATCH });
+  private patchJob(name: string, patch: object, ns: string, opts: { discard?: boolean } = {}): Promise<V1Job> {
+    return this.request<V1Job>("PATCH", `${jobsPath(ns)}/${encodeURIComponent(name)}`, { verb: "patch", resource: "jobs", namespace: ns, name }, {
+      body: patch,
+      contentType: MERGE_PATCH,
+      ...(opts.discard ? { discard: true } : {}),
+    });
   }
 }
 

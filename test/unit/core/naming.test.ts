@@ -159,7 +159,44 @@ describe("sanitizeLabelValue", () => {
   });
 });
 
+describe("sanitizing: ids already in the kept alphabet", () => {
+  // The mapping spelled out per code point (Go's per-rune lowercase, the rest '-', separators trimmed).
+  const perCodePoint = (value: string, keep: RegExp, trim: string): string => {
+    let out = "";
+    for (const ch of value) {
+      const c = String.fromCodePoint(ch.toLowerCase().codePointAt(0)!);
+      out += keep.test(c) ? c : "-";
+    }
+    let start = 0;
+    let end = out.length;
+    while (start < end && trim.includes(out[start]!)) start++;
+    while (end > start && trim.includes(out[end - 1]!)) end--;
+    return out.slice(start, end);
+  };
+  test("property: the same result as the per-code-point mapping, inside and outside [a-z0-9._-]", () => {
+    const next = rng(11);
+    const kept = "ab09-_.";
+    for (let i = 0; i < 3000; i++) {
+      // Half the inputs only from the kept alphabet (the shortcut), half with anything.
+      const value = i % 2 === 0 ? Array.from({ length: Math.floor(next() * 70) }, () => kept[Math.floor(next() * kept.length)]).join("") : randomString(next, 70);
+      expect(sanitizeNameFragment(value)).toBe(perCodePoint(value, /^[a-z0-9]$/, "-"));
+      const label = perCodePoint(value, /^[a-z0-9._-]$/, "-_.");
+      const cut = label.length > 63 ? perCodePoint(label.slice(0, 63), /^[a-z0-9._-]$/, "-_.") : label;
+      expect(sanitizeLabelValue(value)).toBe(cut === "" ? "unknown" : cut);
+    }
+  });
+  test("a lowercase UUID is its own name fragment and label value", () => {
+    expect(sanitizeNameFragment(TASK_ID)).toBe(TASK_ID);
+    expect(sanitizeLabelValue(EXECUTION_ID)).toBe(EXECUTION_ID);
+  });
+});
+
 describe("labels and selectors", () => {
+  test("taskLabels hashes each worker id it is given (the worker's hash is computed once per id)", () => {
+    expect(taskLabels("w-a", "t", "e")["oz-worker-hash"]).toBe(shortHash("w-a"));
+    expect(taskLabels("w-b", "t", "e")["oz-worker-hash"]).toBe(shortHash("w-b"));
+    expect(taskLabels("w-a", "t", "e")["oz-worker-hash"]).toBe(shortHash("w-a"));
+  });
   test("taskLabels carries sanitized ids and hashes of the raw ids", () => {
     expect(taskLabels("My Worker", "Task/1", "Exec/1")).toEqual({
       "oz-worker-id": "my-worker",

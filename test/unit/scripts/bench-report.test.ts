@@ -12,6 +12,8 @@ import {
   resultJson,
   taskTiming,
   type BenchInput,
+  createSegments,
+  workerCreateLog,
 } from "../../../scripts/lib/bench-report.ts";
 import { stripAnsi } from "../../../scripts/lib/table.ts";
 import type { Sample } from "../../../scripts/lib/prom.ts";
@@ -214,5 +216,42 @@ describe("roleAllows", () => {
     expect(roleAllows({ verb: "POST", resource: "pods", subresource: "" }, rules)).toBe(false);
     expect(roleAllows({ verb: "PUT", resource: "jobs", subresource: "status" }, rules)).toBe(false);
     expect(roleAllows({ verb: "CONNECT", resource: "pods", subresource: "exec" }, rules)).toBe(false);
+  });
+});
+
+describe("creation latency by segment", () => {
+  const line = (time: string, msg: string, task_id: string) => JSON.stringify({ time, level: "info", msg, worker_id: "w", task_id, execution_id: task_id });
+  const ms = (iso: string) => Date.parse(iso);
+  test("workerCreateLog: each task's claim and Job created; other lines and formats skipped", () => {
+    const log = workerCreateLog([
+      "13:00:00.000 INFO  task claimed task_id=x",
+      line("2026-12-06T07:00:00.100Z", "task claimed", "b"),
+      line("2026-12-06T07:00:00.000Z", "task claimed", "a"),
+      JSON.stringify({ time: "2026-12-06T07:00:00.050Z", level: "info", msg: "connected" }),
+      line("2026-12-06T07:00:00.400Z", "Job created", "b"),
+      line("2026-12-06T07:00:00.250Z", "Job created", "a"),
+      line("2026-12-06T07:00:00.300Z", "task claimed", "c"),
+      line("2026-12-06T07:00:00.900Z", "Job created", "d"),
+    ]);
+    expect(log.get("a")).toEqual({ claimedAt: ms("2026-12-06T07:00:00.000Z"), createdAt: ms("2026-12-06T07:00:00.250Z") });
+    expect(log.get("b")).toEqual({ claimedAt: ms("2026-12-06T07:00:00.100Z"), createdAt: ms("2026-12-06T07:00:00.400Z") });
+    expect(log.get("c")).toEqual({ claimedAt: ms("2026-12-06T07:00:00.300Z") });
+    expect(log.has("d")).toBe(false);
+  });
+  test("createSegments: delivery + worker + observed add up to the task's creation latency, in claim order", () => {
+    const log = new Map([
+      ["late", { claimedAt: 1_100, createdAt: 1_500 }],
+      ["early", { claimedAt: 1_020, createdAt: 1_200 }],
+      ["unseen", { claimedAt: 1_000, createdAt: 1_050 }],
+      ["uncreated", { claimedAt: 1_000 }],
+    ]);
+    const assigned = new Map([["late", 1_000], ["early", 1_000], ["unseen", 990], ["uncreated", 990]]);
+    const seen = new Map([["late", 1_700], ["early", 1_260], ["uncreated", 2_000]]);
+    const segs = createSegments(assigned, log, seen);
+    expect(segs).toEqual([
+      { delivery: 20, worker: 180, observed: 60 },
+      { delivery: 100, worker: 400, observed: 200 },
+    ]);
+    expect(segs.map((x) => x.delivery + x.worker + x.observed)).toEqual([seen.get("early")! - 1_000, seen.get("late")! - 1_000]);
   });
 });
