@@ -13,14 +13,8 @@ export const REDACTED = "<redacted>";
  * must still never log such values directly.
  */
 export const MIN_SECRET_LENGTH = 4;
-/**
- * Forms longer than this are found with indexOf instead of the regular expression: a
- * task's env_vars may hold values of megabytes (the API server allows 1 MiB per Secret),
- * and JavaScriptCore refuses (or takes seconds to compile) a pattern that large.
- */
-const MAX_PATTERN_FORM_LENGTH = 1024;
-/** Alternatives per compiled pattern: one pattern of tens of thousands is "too large". */
-const MAX_PATTERN_ALTERNATIVES = 1000;
+/** Size of the table of two-character starts (a power of two; see {@link startSlot}). */
+const START_SLOTS = 1 << 16;
 
 const MAX_REDACT_DEPTH = 12;
 
@@ -32,8 +26,15 @@ export class SecretRegistry {
   readonly #counts = new Map<string, number>();
   /** Each registered value's forms (itself, JSON-escaped, URL-encoded), computed once. */
   readonly #forms = new Map<string, string[]>();
-  /** Longest first: long forms (indexOf), then patterns of the shorter ones; undefined = stale. */
-  #matchers: { long: string[]; patterns: RegExp[] } | null | undefined = null;
+  /**
+   * The forms by their first two characters (longest first), kept up to date on every register
+   * and unregister. A task starts and ends all the time, so nothing is rebuilt for the whole set:
+   * one regular expression of every form cost a compile per change and a try of every
+   * alternative at every position of every logged string (milliseconds per task at 200 tasks).
+   */
+  readonly #byStart = new Map<number, string[]>();
+  /** How many forms start with characters hashing to each slot: a scan skips a position in one lookup. */
+  readonly #startCounts = new Uint32Array(START_SLOTS);
 
   /**
    * Registers a secret. Returns false (and registers nothing) for
@@ -43,8 +44,11 @@ export class SecretRegistry {
   register(value: unknown): boolean {
     if (!isRegistrable(value)) return false;
     this.#counts.set(value, (this.#counts.get(value) ?? 0) + 1);
-    if (!this.#forms.has(value)) this.#forms.set(value, formsOf(value));
-    this.#matchers = undefined;
+    if (!this.#forms.has(value)) {
+      const forms = formsOf(value);
+      this.#forms.set(value, forms);
+      for (const form of forms) this.#index(form, +1);
+    }
     return true;
   }
 
@@ -55,9 +59,55 @@ export class SecretRegistry {
     if (n === undefined) return;
     if (n <= 1) {
       this.#counts.delete(value);
+      for (const form of this.#forms.get(value) ?? []) this.#index(form, -1);
       this.#forms.delete(value);
     } else this.#counts.set(value, n - 1);
-    this.#matchers = undefined;
+  }
+
+  /** Adds (+1) or removes (-1) one form in the index; two values may share a form (a JSON-escaped one may equal another value). */
+  #index(form: string, delta: 1 | -1): void {
+    if (form.length < MIN_SECRET_LENGTH) return;
+    const key = form.charCodeAt(0) * 0x10000 + form.charCodeAt(1);
+    const list = this.#byStart.get(key) ?? [];
+    if (delta > 0) {
+      // Longest first, so a secret that contains another is replaced whole. Values often share
+      // their first characters (`sk-…`, `ghp_…`), so the place is found by halving.
+      let lo = 0;
+      let hi = list.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (list[mid]!.length >= form.length) lo = mid + 1;
+        else hi = mid;
+      }
+      list.splice(lo, 0, form);
+      this.#byStart.set(key, list);
+    } else {
+      const at = list.indexOf(form);
+      if (at === -1) return;
+      list.splice(at, 1);
+      if (list.length === 0) this.#byStart.delete(key);
+    }
+    this.#startCounts[startSlot(form.charCodeAt(0), form.charCodeAt(1))]! += delta;
+  }
+
+  /** The longest registered form at `text[at…]`, or undefined. */
+  #formAt(text: string, at: number): string | undefined {
+    const list = this.#byStart.get(text.charCodeAt(at) * 0x10000 + text.charCodeAt(at + 1));
+    if (list) for (const form of list) if (text.startsWith(form, at)) return form;
+    return undefined;
+  }
+
+  /** The first position from `from` where a registered form may start (its first two characters' slot is used), or -1. */
+  #nextCandidate(text: string, from: number): number {
+    const counts = this.#startCounts;
+    const last = text.length - MIN_SECRET_LENGTH;
+    let c0 = text.charCodeAt(from);
+    for (let i = from; i <= last; i++) {
+      const c1 = text.charCodeAt(i + 1);
+      if (counts[startSlot(c0, c1)] !== 0) return i;
+      c0 = c1;
+    }
+    return -1;
   }
 
   /**
@@ -87,22 +137,26 @@ export class SecretRegistry {
   clear(): void {
     this.#counts.clear();
     this.#forms.clear();
-    this.#matchers = null;
+    this.#byStart.clear();
+    this.#startCounts.fill(0);
   }
 
-  /** Replaces every registered secret (and its encoded forms) in `text`. */
+  /** Replaces every registered secret (and its encoded forms) in `text`: at each position the longest, leftmost first. */
   redact(text: string): string {
-    const m = this.#compile();
-    if (m === null || text.length < MIN_SECRET_LENGTH) return text;
-    let out = text;
-    for (const form of m.long) {
-      if (out.length >= form.length && out.includes(form)) out = out.split(form).join(REDACTED);
+    if (this.#byStart.size === 0) return text;
+    let out = "";
+    let copied = 0;
+    for (let at = this.#nextCandidate(text, 0); at !== -1; ) {
+      const form = this.#formAt(text, at);
+      if (form === undefined) {
+        at = at + 1 < text.length ? this.#nextCandidate(text, at + 1) : -1;
+        continue;
+      }
+      out += text.slice(copied, at) + REDACTED;
+      copied = at + form.length;
+      at = copied < text.length ? this.#nextCandidate(text, copied) : -1;
     }
-    for (const re of m.patterns) {
-      re.lastIndex = 0;
-      out = out.replace(re, REDACTED);
-    }
-    return out;
+    return copied === 0 ? text : out + text.slice(copied);
   }
 
   /**
@@ -133,13 +187,11 @@ export class SecretRegistry {
 
   /** True when `text` contains a registered secret. */
   contains(text: string): boolean {
-    const m = this.#compile();
-    if (m === null) return false;
-    if (m.long.some((form) => text.length >= form.length && text.includes(form))) return true;
-    return m.patterns.some((re) => {
-      re.lastIndex = 0;
-      return re.test(text);
-    });
+    if (this.#byStart.size === 0) return false;
+    for (let at = this.#nextCandidate(text, 0); at !== -1; at = at + 1 < text.length ? this.#nextCandidate(text, at + 1) : -1) {
+      if (this.#formAt(text, at) !== undefined) return true;
+    }
+    return false;
   }
 
   /**
@@ -150,26 +202,6 @@ export class SecretRegistry {
    */
   redactDeep(value: unknown): unknown {
     return this.#deep(value, 0, new WeakSet());
-  }
-
-  #compile(): { long: string[]; patterns: RegExp[] } | null {
-    if (this.#matchers !== undefined) return this.#matchers;
-    if (this.#counts.size === 0) {
-      this.#matchers = null;
-      return null;
-    }
-    const forms = new Set<string>();
-    for (const list of this.#forms.values()) for (const f of list) forms.add(f);
-    // Longest first, so a secret that contains another is replaced whole.
-    const sorted = [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
-    const long = sorted.filter((f) => f.length > MAX_PATTERN_FORM_LENGTH);
-    const short = sorted.filter((f) => f.length <= MAX_PATTERN_FORM_LENGTH).map(escapeRegExp);
-    const patterns: RegExp[] = [];
-    for (let i = 0; i < short.length; i += MAX_PATTERN_ALTERNATIVES) {
-      patterns.push(new RegExp(short.slice(i, i + MAX_PATTERN_ALTERNATIVES).join("|"), "g"));
-    }
-    this.#matchers = long.length + patterns.length === 0 ? null : { long, patterns };
-    return this.#matchers;
   }
 
   #deep(value: unknown, depth: number, seen: WeakSet<object>): unknown {
@@ -259,10 +291,6 @@ function isRegistrable(value: unknown): value is string {
   return typeof value === "string" && value.length >= MIN_SECRET_LENGTH && value.trim() !== "";
 }
 
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
 /** The process-wide registry used by loggers unless one is passed in. */
 export const secrets = new SecretRegistry();
 
@@ -274,4 +302,9 @@ export function registerSecret(value: unknown): boolean {
 /** Unregisters a secret from the process-wide registry. */
 export function unregisterSecret(value: unknown): void {
   secrets.unregister(value);
+}
+
+/** The slot of a form's first two characters in the table of starts. */
+function startSlot(c0: number, c1: number): number {
+  return (c0 * 31 + c1) & (START_SLOTS - 1);
 }
