@@ -164,7 +164,8 @@ describe("task watch", () => {
     const phases = seen.flatMap((s) => s.pods.map((p) => p.status?.phase ?? "none"));
     expect(phases).toContain("Succeeded");
     expect(phases.some((p) => p === "Pending" || p === "Running")).toBe(true);
-    expect(seen[0]!.job?.metadata?.name).toBe("lifecycle");
+    // Jobs and Pods come on two watches, so the first snapshot may hold only the pod.
+    expect(seen.find((s) => s.job)?.job?.metadata?.name).toBe("lifecycle");
 
     // Deletion reaches the subscriber too (jobDeleted), then the execution leaves the cache.
     const deleted = new Promise<ExecutionSnapshot>((r) => tw.subscribe(exec, (s) => s.jobDeleted && r(s)));
