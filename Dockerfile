@@ -33,7 +33,7 @@ COPY . .
 # --platform: this stage then runs on it, so the binary it compiles and
 # checks is native; scripts/build's BUN_TARGET is not needed.)
 ARG OZ_WORKER_COMMIT=""
-# scripts/build writes dist/oz-worker (and dist/oz-worker.map, which is not
+# scripts/build writes dist/oz-worker (and source maps, dist/*.map, which are not
 # shipped). Check that the binary is self-contained, as test/e2e/binary.test.ts
 # does: from a directory holding nothing else, with an empty environment, it
 # prints its help and validates a config file.

@@ -1,10 +1,7 @@
 // `oz-worker preflight`: the startup check on its own. The command's flags and
 // config loading live here; the check itself starts at the seam `runPreflight`.
 import { parseGoDuration } from "../config/units.ts";
-import { type KubeClient, loadKubeClient } from "../kube/client.ts";
-import { KubeconfigError } from "../kube/kubeconfig.ts";
-import { formatCheckJson, formatCheckText, formatSummaryText } from "../preflight/format.ts";
-import { runPreflight as runPreflightChecks } from "../preflight/run.ts";
+import type { KubeClient } from "../kube/client.ts";
 import { CHECK_NAMES, type CheckResult, exitCodeFor, type PreflightReport } from "../preflight/types.ts";
 import type { WorkerConfig } from "../core/types.ts";
 import type { LogFormat } from "../telemetry/log.ts";
@@ -30,6 +27,13 @@ export interface PreflightOptions {
  */
 export async function runPreflight(options: PreflightOptions): Promise<number> {
   const { config, io } = options;
+  // Loaded here, not at the top: only this command runs the checks on their own.
+  const [{ loadKubeClient }, { KubeconfigError }, { formatCheckJson, formatCheckText, formatSummaryText }, { runPreflight: runPreflightChecks }] = await Promise.all([
+    import("../kube/client.ts"),
+    import("../kube/kubeconfig.ts"),
+    import("../preflight/format.ts"),
+    import("../preflight/run.ts"),
+  ]);
   const print = (r: CheckResult) =>
     io.stdout(`${options.output === "json" ? formatCheckJson(r) : formatCheckText(r, { color: useColor(io) })}\n`);
 
@@ -70,9 +74,6 @@ export async function runPreflight(options: PreflightOptions): Promise<number> {
 function useColor(io: CliIO): boolean {
   return process.stdout.isTTY === true && !io.env.NO_COLOR && io.env.TERM !== "dumb";
 }
-
-/** The startup gate `run` calls (see src/preflight/gate.ts): `preflightGate` fits `WorkerOptions.preflight`. */
-export { preflightGate, startupPreflight, type StartupPreflightOptions, type StartupPreflightResult } from "../preflight/gate.ts";
 
 export const preflightCommand: CommandSpec = {
   name: "preflight",

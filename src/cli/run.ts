@@ -4,8 +4,6 @@ import type { WorkerConfig } from "../core/types.ts";
 import { DEFAULT_HEALTH_ADDR, parseListenAddress } from "../telemetry/health.ts";
 import type { LogFormat } from "../telemetry/log.ts";
 import { CONFIG_FLAGS, type FlagSpec } from "./args.ts";
-import { preflightGate } from "../preflight/gate.ts";
-import { runWorker } from "../worker/worker.ts";
 import { type CliIO, type CommandSpec, EXIT, loadCommandConfig } from "./command.ts";
 import { VERSION } from "./version.ts";
 
@@ -33,7 +31,7 @@ export interface RunOptions {
  * The worker (src/worker/worker.ts): preflight (unless skipped), the health endpoints, the
  * Oz connection and the task loop, until SIGTERM or SIGINT. Returns the exit code.
  */
-export function startWorker(options: RunOptions): Promise<number> {
+export async function startWorker(options: RunOptions): Promise<number> {
   const stopSignal = new Promise<string>((resolve) => {
     const onSignal = (sig: string) => {
       process.off("SIGTERM", onSignal);
@@ -43,6 +41,8 @@ export function startWorker(options: RunOptions): Promise<number> {
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
   });
+  // Loaded here, not at the top: the other commands, --help and --version never initialise the worker.
+  const [{ runWorker }, { preflightGate }] = await Promise.all([import("../worker/worker.ts"), import("../preflight/gate.ts")]);
   return runWorker({
     config: options.config,
     version: VERSION,
