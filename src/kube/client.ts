@@ -7,13 +7,14 @@
 // material in fetch's `tls` option (its `undici` module is a shim whose fetch ignores a
 // dispatcher), and h1-stream.ts for watches.
 import { setTimeout as nodeSetTimeout } from "node:timers";
-import { type Dispatcher, fetch as undiciFetch } from "undici";
+import type { Dispatcher } from "undici";
 import { UserAuth } from "./auth.ts";
 import { ExecCredentialProvider } from "./exec-credential.ts";
 import { h1Stream } from "./h1-stream.ts";
 import { H2Transport, type H2Tls } from "./h2.ts";
 import { RequestSlots } from "./request-slots.ts";
 import { type BunTls, proxyDispatcher, readTls, type TlsSettings, toH2Tls } from "./tls.ts";
+import { loadUndici } from "./undici.ts";
 import { ClusterUnreachableError, networkErrorText, parseStatus } from "./api-errors.ts";
 import { checkProxyUrl, KubeconfigError, type KubeconfigSourceKind, resolveKubeConfig, selectCurrent } from "./kubeconfig.ts";
 import { describeError } from "../util/errors.ts";
@@ -287,7 +288,8 @@ class Client implements KubeClient {
       }
     } else {
       const init: Record<string, unknown> = { method, headers: sent, body, signal: sig };
-      if (this.#proxyUrl) init.dispatcher = this.#proxyAgent(this.#proxyUrl, cred?.cert, cred?.key);
+      if (this.#proxyUrl) init.dispatcher = await this.#proxyAgent(this.#proxyUrl, cred?.cert, cred?.key);
+      const { fetch: undiciFetch } = await loadUndici();
       res = (await undiciFetch(url, init as Parameters<typeof undiciFetch>[1])) as unknown as KubeResponse;
     }
     // A refused exec token without (or before) its expiry: run the plugin again, once (as client-go does on 401).
@@ -323,14 +325,14 @@ class Client implements KubeClient {
     return this.#tlsCache;
   }
 
-  #proxy: { id: string; agent: Dispatcher } | undefined;
+  #proxy: { id: string; agent: Promise<Dispatcher> } | undefined;
 
   /** Under Node and Deno: the proxy dispatcher for the current TLS material (a new one, and the old one closed, when it changes). */
-  #proxyAgent(proxyUrl: string, cert: string | undefined, key: string | undefined): Dispatcher {
+  #proxyAgent(proxyUrl: string, cert: string | undefined, key: string | undefined): Promise<Dispatcher> {
     const base = this.#cachedTls();
     const id = `${base.id}\n${cert ?? ""}\n${key ?? ""}`;
     if (this.#proxy?.id !== id) {
-      this.#proxy?.agent.close().catch(() => {});
+      this.#proxy?.agent.then((old) => old.close()).catch(() => {});
       this.#proxy = { id, agent: proxyDispatcher(proxyUrl, toH2Tls(base.tls, cert, key)) };
     }
     return this.#proxy.agent;

@@ -7,7 +7,7 @@
 // address") and Node deprecates; and it prints an experimental warning on first use.
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { Agent, type buildConnector } from "undici";
+import type { Agent, buildConnector } from "undici";
 import type { H2Tls } from "./h2.ts";
 
 const REPLIES: Readonly<Record<number, string>> = {
@@ -24,8 +24,8 @@ const REPLIES: Readonly<Record<number, string>> = {
 /** How long connecting through the proxy may take (undici's own connect timeout). */
 const CONNECT_TIMEOUT_MS = 10_000;
 
-/** An undici Agent that reaches every origin through the SOCKS5 proxy at `proxyUrl`. */
-export function socks5Agent(proxyUrl: string, tls: H2Tls): Agent {
+/** An undici Agent (of the class given: undici loads lazily) that reaches every origin through the SOCKS5 proxy at `proxyUrl`. */
+export function socks5Agent(AgentClass: typeof Agent, proxyUrl: string, tls: H2Tls): Agent {
   const proxy = new URL(proxyUrl);
   const connect: buildConnector.connector = (opts, callback) => {
     const port = Number(opts.port) || (opts.protocol === "https:" ? 443 : 80);
@@ -54,7 +54,7 @@ export function socks5Agent(proxyUrl: string, tls: H2Tls): Agent {
       });
     }, fail);
   };
-  return new Agent({ connect });
+  return new AgentClass({ connect });
 }
 
 /** Greets the proxy, authenticates if the URL has credentials, and asks it to CONNECT to host:port. */

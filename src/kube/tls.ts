@@ -2,11 +2,12 @@
 // rotated files are picked up), in the shapes Bun's fetch `tls` option and the HTTP/2 transport
 // (h2.ts) take, and the undici dispatcher that tunnels through a cluster's proxy-url.
 import { readFileSync } from "node:fs";
-import { type Dispatcher, ProxyAgent } from "undici";
+import type { Dispatcher } from "undici";
 import type { H2Tls } from "./h2.ts";
 import type { KubeCluster, KubeUser } from "./kubeconfig-file.ts";
 import { KubeconfigError } from "./kubeconfig.ts";
 import { socks5Agent } from "./socks5.ts";
+import { loadUndici } from "./undici.ts";
 import { describeError } from "../util/errors.ts";
 
 export interface BunTls {
@@ -72,6 +73,7 @@ export function toH2Tls(kcTls: BunTls, cert: string | undefined, key: string | u
  * TLS on the tunnelled connection: undici's ProxyAgent (HTTP CONNECT) for an http or https
  * proxy, socks5.ts for a socks5 one.
  */
-export function proxyDispatcher(proxyUrl: string, tls: H2Tls): Dispatcher {
-  return proxyUrl.startsWith("socks5:") ? socks5Agent(proxyUrl, tls) : new ProxyAgent({ uri: proxyUrl, requestTls: tls });
+export async function proxyDispatcher(proxyUrl: string, tls: H2Tls): Promise<Dispatcher> {
+  const { Agent, ProxyAgent } = await loadUndici();
+  return proxyUrl.startsWith("socks5:") ? socks5Agent(Agent, proxyUrl, tls) : new ProxyAgent({ uri: proxyUrl, requestTls: tls });
 }
