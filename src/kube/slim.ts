@@ -81,6 +81,39 @@ function podConditions(v: unknown): Json[] {
     .map((c) => pick(c, ["type", "status", "reason", "message", "lastTransitionTime"], CONDITION_INTERN) ?? {});
 }
 
+/**
+ * The JSON text of one object, or of a list or watch event holding objects, without the
+ * objects' `metadata.managedFields` (a third of a task pod's or Job's bytes, and never read),
+ * so that JSON.parse builds nothing for them. The API server writes ObjectMeta's fields in its
+ * Go struct order, managedFields last, and `spec` follows metadata: each cut runs from the
+ * comma before `"managedFields":[` to the `]` that precedes `},"spec":{`. Only structural JSON
+ * can match that pattern (inside a string a quote is escaped), and managedFields entries hold no
+ * arrays, so the cut removes exactly the array. Text in any other shape is returned as it is.
+ */
+export function withoutManagedFields(text: string): string {
+  let at = text.indexOf(MANAGED_FIELDS);
+  if (at < 0) return text;
+  let out = "";
+  let from = 0;
+  while (at >= 0) {
+    const end = text.indexOf(MANAGED_FIELDS_END, at);
+    if (end < 0 || text.charCodeAt(at - 1) !== 44 /* , */) break;
+    const next = text.indexOf(MANAGED_FIELDS, at + MANAGED_FIELDS.length);
+    // The end found belongs to a later object: this one has no spec after its metadata; keep it.
+    if (next >= 0 && next < end) {
+      at = next;
+      continue;
+    }
+    out += text.slice(from, at - 1);
+    from = end + 1;
+    at = next;
+  }
+  return from === 0 ? text : out + text.slice(from);
+}
+
+const MANAGED_FIELDS = '"managedFields":[';
+const MANAGED_FIELDS_END = ']},"spec":{';
+
 /** A task Job: identity, the annotations re-adoption reads, suspend/deadline, the reference to its Secret, conditions. */
 export function slimJob(raw: unknown): V1Job {
   const r = obj(raw) ?? {};
