@@ -76,7 +76,7 @@ const API_PATH: Record<WatchKind, (ns: string) => string> = {
  * their pods grew the heap by ~100 MB before the runtime collected, and the allocator kept most
  * of those pages afterwards.
  */
-const LIST_GC_CHARS = Number(process.env.OZ_LIST_GC_CHARS ?? 8 << 20);
+const LIST_GC_CHARS = 8 << 20;
 const SLIM: Record<WatchKind, (raw: unknown) => KubeObject> = { jobs: slimJob, pods: slimPod };
 
 export class Reflector {
