@@ -236,6 +236,8 @@ export class Reflector {
           ...(this.o.watchInactivityMs ? { inactivityMs: this.o.watchInactivityMs } : {}),
           resource: kind,
           namespace,
+          // A deleted object is only forgotten (store, index): its metadata says which.
+          deletedMetadataOnly: true,
           onOpen: () => {
             opened = true;
             counters.watchesOpen[kind]++;

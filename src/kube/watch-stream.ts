@@ -31,6 +31,12 @@ export interface WatchStreamOptions {
   onOpen?: () => void;
   resource?: string;
   namespace?: string;
+  /**
+   * The object of a DELETED event is read only for its metadata (a cache that forgets it):
+   * the rest of the line is not parsed. Objects whose metadata is not followed by a `spec`
+   * are parsed whole.
+   */
+  deletedMetadataOnly?: boolean;
 }
 
 /** The API server said the resourceVersion is too old (HTTP 410 or an ERROR event with code 410). */
@@ -94,11 +100,11 @@ export async function* watchStream(
       if (done) break;
       arm();
       for (let line = lines.push(value); line !== undefined; line = lines.next()) {
-        yield parseEvent(line, ctx.resource, opts.namespace);
+        yield parseWatchLine(line, ctx.resource, opts.namespace, opts.deletedMetadataOnly);
       }
     }
     const rest = lines.end();
-    if (rest !== undefined) yield parseEvent(rest, ctx.resource, opts.namespace);
+    if (rest !== undefined) yield parseWatchLine(rest, ctx.resource, opts.namespace, opts.deletedMetadataOnly);
   } catch (err) {
     // A caller's abort (close) ends the stream quietly.
     if (opts.signal?.aborted) return;
@@ -175,10 +181,32 @@ export class LineSplitter {
   }
 }
 
-function parseEvent(line: string, resource: string, namespace: string | undefined): RawWatchEvent {
+const DELETED_PREFIX = '{"type":"DELETED","object":{';
+const SPEC_AFTER_METADATA = '},"spec":{';
+
+/**
+ * A DELETED event up to the end of its object's metadata, closed: `{"type":"DELETED","object":
+ * {…,"metadata":{…}}}`. The metadata (first in the object, as the API server writes it) holds
+ * no structural `"spec"` key, so the first `},"spec":{` closes it. Undefined when it is not there.
+ */
+function deletedMetadataText(line: string): string | undefined {
+  if (!line.startsWith(DELETED_PREFIX)) return undefined;
+  let end = line.indexOf(SPEC_AFTER_METADATA);
+  if (end < 0) return undefined;
+  // managedFields, last in the metadata, ends right there: left out too (see withoutManagedFields).
+  const managed = line.lastIndexOf(MANAGED_FIELDS_KEY, end);
+  if (managed > 0 && line.charCodeAt(end - 1) === 93 /* ] */) end = managed;
+  return `${line.slice(0, end)}}}}`;
+}
+
+const MANAGED_FIELDS_KEY = ',"managedFields":[';
+
+/** One line of a watch response as an event; ERROR events throw (410 as WatchExpiredError). */
+export function parseWatchLine(line: string, resource: string, namespace: string | undefined, deletedMetadataOnly = false): RawWatchEvent {
   let ev: unknown;
   try {
-    ev = JSON.parse(withoutManagedFields(line));
+    const head = deletedMetadataOnly ? deletedMetadataText(line) : undefined;
+    ev = JSON.parse(head ?? withoutManagedFields(line));
   } catch {
     throw new KubeApiError(`watch ${resource}: unparsable event line: ${line.slice(0, 200)}`, 200, undefined, "watch", resource, namespace);
   }

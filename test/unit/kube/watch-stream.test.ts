@@ -1,6 +1,9 @@
-// The newline-delimited JSON of a watch response, split into lines from byte chunks cut anywhere.
+// The newline-delimited JSON of a watch response: split into lines from byte chunks cut anywhere,
+// and parsed (a DELETED object only as far as its metadata when asked).
 import { describe, expect, test } from "bun:test";
-import { LineSplitter } from "../../../src/kube/watch-stream.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { LineSplitter, parseWatchLine } from "../../../src/kube/watch-stream.ts";
 
 function split(chunks: Uint8Array[]): string[] {
   const s = new LineSplitter();
@@ -38,5 +41,30 @@ describe("LineSplitter", () => {
     expect(s.push(chunk)).toBeUndefined();
     chunk.fill(0x7a);
     expect(s.push(new TextEncoder().encode("d\n"))).toBe("abcd");
+  });
+});
+
+describe("a DELETED event is read for its metadata only", () => {
+  const { pod, job } = JSON.parse(readFileSync(join(import.meta.dir, "../../fixtures/kube/succeeded.json"), "utf8"));
+  const metadataOnly = (o: Record<string, any>) => {
+    const { managedFields: _, ...metadata } = o.metadata;
+    return { kind: o.kind, apiVersion: o.apiVersion, metadata };
+  };
+
+  test.each([
+    ["pod", pod],
+    ["job", job],
+  ])("%s: the metadata as sent, without managedFields, spec or status; other events whole", (_, o) => {
+    const line = JSON.stringify({ type: "DELETED", object: o });
+    expect(parseWatchLine(line, "x", "ns", true)).toEqual({ type: "DELETED", object: metadataOnly(o) });
+    // Without the option, or for another type, the object comes whole (managedFields aside).
+    expect(parseWatchLine(line, "x", "ns").object.spec).toEqual(o.spec);
+    const modified = parseWatchLine(JSON.stringify({ type: "MODIFIED", object: o }), "x", "ns", true);
+    expect(modified.object.status).toEqual(o.status);
+  });
+
+  test("an object without spec after its metadata is parsed whole", () => {
+    const o = { metadata: { name: "n", resourceVersion: "7" }, status: { phase: "Failed" } };
+    expect(parseWatchLine(JSON.stringify({ type: "DELETED", object: o }), "x", "ns", true).object).toEqual(o);
   });
 });
