@@ -19,6 +19,8 @@ export async function h1Stream(url: string, headers: Record<string, string>, tls
     headers,
     signal,
     protocol: "http1.1",
+    // Not Bun's 300 s idle timeout: the watch has its own (watch-stream.ts inactivityMs), past the server's timeoutSeconds.
+    timeout: false,
     tls: { ...rest, ...(servername ? { serverName: servername } : {}) },
   };
   return (await globalThis.fetch(url, init as RequestInit)) as unknown as KubeResponse;
