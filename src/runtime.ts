@@ -88,3 +88,8 @@ export function collectGarbage(): void {
   if (bun) bun.gc(true);
   else (globalThis as { gc?: () => void }).gc?.();
 }
+
+/** Hands memory the heap no longer uses back to the system where the runtime can (Bun.shrink); elsewhere nothing. */
+export function releaseFreeMemory(): void {
+  (globalThis as { Bun?: { shrink?(): void } }).Bun?.shrink?.();
+}

@@ -20,7 +20,8 @@ export interface ExecutionSnapshot {
 
 interface Entry {
   job?: V1Job;
-  pods: Map<string, V1Pod>;
+  /** Usually one; an array costs a fraction of a Map, and there are as many entries as executions kept. */
+  pods: V1Pod[];
   jobSeen: boolean;
   jobDeleted: boolean;
 }
@@ -46,7 +47,7 @@ export class ExecutionIndex {
     let e = this.entries.get(hash);
     if (!e) {
       if (type === "DELETED") return undefined;
-      this.entries.set(hash, (e = { pods: new Map(), jobSeen: false, jobDeleted: false }));
+      this.entries.set(hash, (e = { pods: [], jobSeen: false, jobDeleted: false }));
     }
     const name = obj.metadata?.name ?? "";
     if (kind === "jobs") {
@@ -61,9 +62,12 @@ export class ExecutionIndex {
         e.jobDeleted = false;
       }
     } else if (type === "DELETED") {
-      e.pods.delete(name);
+      const i = podIndex(e.pods, name);
+      if (i >= 0) e.pods.splice(i, 1);
     } else {
-      e.pods.set(name, obj as V1Pod);
+      const i = podIndex(e.pods, name);
+      if (i >= 0) e.pods[i] = obj as V1Pod;
+      else e.pods.push(obj as V1Pod);
     }
     return hash;
   }
@@ -81,7 +85,7 @@ export class ExecutionIndex {
   snapshot(hash: string, eventsOf: (podName: string) => readonly CoreV1Event[] | undefined = () => undefined): ExecutionSnapshot | undefined {
     const e = this.entries.get(hash);
     if (!e) return undefined;
-    const pods = [...e.pods.values()].sort((a, b) => time(a.metadata?.creationTimestamp) - time(b.metadata?.creationTimestamp));
+    const pods = e.pods.length < 2 ? e.pods.slice() : e.pods.slice().sort((a, b) => time(a.metadata?.creationTimestamp) - time(b.metadata?.creationTimestamp));
     const events: CoreV1Event[] = [];
     for (const p of pods) {
       const pe = eventsOf(p.metadata?.name ?? "");
@@ -93,7 +97,7 @@ export class ExecutionIndex {
   /** Forgets an execution with neither Job nor pods left (its last snapshot said so); true if it did. */
   forgetIfEmpty(hash: string): boolean {
     const e = this.entries.get(hash);
-    if (!e || e.job || e.pods.size > 0) return false;
+    if (!e || e.job || e.pods.length > 0) return false;
     this.entries.delete(hash);
     return true;
   }
@@ -119,10 +123,11 @@ export class ExecutionIndex {
     stub.metadata!.labels = labels;
     e.job = stub;
     const out: Replacement[] = [{ kind: "jobs", name: job.metadata?.name ?? "", from: job, to: stub }];
-    for (const [podName, pod] of e.pods) {
+    for (const [i, pod] of e.pods.entries()) {
+      const podName = pod.metadata?.name ?? "";
       const podStub = reportedPodStub(pod);
       podStub.metadata!.labels = labels;
-      e.pods.set(podName, podStub);
+      e.pods[i] = podStub;
       out.push({ kind: "pods", name: podName, from: pod, to: podStub });
     }
     return out;
@@ -135,6 +140,11 @@ export class ExecutionIndex {
     if (!taskId) return {};
     return { task_id: taskId, execution_id: ann?.[EXECUTION_ID_ANNOTATION] || taskId };
   }
+}
+
+function podIndex(pods: readonly V1Pod[], name: string): number {
+  for (let i = 0; i < pods.length; i++) if (pods[i]!.metadata?.name === name) return i;
+  return -1;
 }
 
 function time(v: Date | string | undefined): number {

@@ -31,12 +31,17 @@ function obj(v: unknown): Json | undefined {
   return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Json) : undefined;
 }
 
-function arr(v: unknown): Json[] {
-  return Array.isArray(v) ? (v.filter((x) => obj(x)) as Json[]) : [];
+const NONE: readonly never[] = Object.freeze([]);
+
+/** The objects of an array (the array itself when it holds nothing else, as the API server's always do). */
+function arr(v: unknown): readonly Json[] {
+  if (!Array.isArray(v)) return NONE;
+  for (const x of v) if (!obj(x)) return v.filter((y) => obj(y)) as Json[];
+  return v as Json[];
 }
 
 /** Copies the listed keys that are set (not undefined/null); strings interned when asked. */
-function pick(src: Json | undefined, keys: readonly string[], internKeys: readonly string[] = []): Json | undefined {
+function pick(src: Json | undefined, keys: readonly string[], internKeys: readonly string[] = NONE): Json | undefined {
   if (!src) return undefined;
   let out: Json | undefined;
   for (const k of keys) {
@@ -53,7 +58,7 @@ function set(target: Json, key: string, value: unknown): void {
 
 function meta(raw: Json, annotations: readonly string[]): Json {
   const m = obj(raw.metadata) ?? {};
-  const out: Json = pick(m, ["name", "uid", "resourceVersion", "creationTimestamp", "deletionTimestamp"]) ?? {};
+  const out: Json = pick(m, META_KEYS) ?? {};
   set(out, "namespace", intern(m.namespace));
   const hash = obj(m.labels)?.[EXECUTION_HASH_LABEL];
   if (typeof hash === "string") out.labels = { [EXECUTION_HASH_LABEL]: hash };
@@ -65,11 +70,14 @@ function meta(raw: Json, annotations: readonly string[]): Json {
   return out;
 }
 
+const META_KEYS = ["name", "uid", "resourceVersion", "creationTimestamp", "deletionTimestamp"];
 const CONDITION_INTERN = ["type", "status", "reason"];
+const JOB_CONDITION_KEYS = ["type", "status", "reason", "message"];
+const POD_CONDITION_KEYS = ["type", "status", "reason", "message", "lastTransitionTime"];
 
 /** Every Job condition (terminal, FailureTarget, SuccessCriteriaMet), without its timestamps. */
 function jobConditions(v: unknown): Json[] {
-  return arr(v).map((c) => pick(c, ["type", "status", "reason", "message"], CONDITION_INTERN) ?? {});
+  return arr(v).map((c) => pick(c, JOB_CONDITION_KEYS, CONDITION_INTERN) ?? {});
 }
 
 // The pod conditions the rules read: scheduling (since when unschedulable or stuck) and eviction.
@@ -78,8 +86,41 @@ const POD_CONDITIONS = new Set(["PodScheduled", "DisruptionTarget"]);
 function podConditions(v: unknown): Json[] {
   return arr(v)
     .filter((c) => POD_CONDITIONS.has(c.type as string))
-    .map((c) => pick(c, ["type", "status", "reason", "message", "lastTransitionTime"], CONDITION_INTERN) ?? {});
+    .map((c) => pick(c, POD_CONDITION_KEYS, CONDITION_INTERN) ?? {});
 }
+
+/**
+ * The JSON text of one object, or of a list or watch event holding objects, without the
+ * objects' `metadata.managedFields` (a third of a task pod's or Job's bytes, and never read),
+ * so that JSON.parse builds nothing for them. The API server writes ObjectMeta's fields in its
+ * Go struct order, managedFields last, and `spec` follows metadata: each cut runs from the
+ * comma before `"managedFields":[` to the `]` that precedes `},"spec":{`. Only structural JSON
+ * can match that pattern (inside a string a quote is escaped), and managedFields entries hold no
+ * arrays, so the cut removes exactly the array. Text in any other shape is returned as it is.
+ */
+export function withoutManagedFields(text: string): string {
+  let at = text.indexOf(MANAGED_FIELDS);
+  if (at < 0) return text;
+  let out = "";
+  let from = 0;
+  while (at >= 0) {
+    const end = text.indexOf(MANAGED_FIELDS_END, at);
+    if (end < 0 || text.charCodeAt(at - 1) !== 44 /* , */) break;
+    const next = text.indexOf(MANAGED_FIELDS, at + MANAGED_FIELDS.length);
+    // The end found belongs to a later object: this one has no spec after its metadata; keep it.
+    if (next >= 0 && next < end) {
+      at = next;
+      continue;
+    }
+    out += text.slice(from, at - 1);
+    from = end + 1;
+    at = next;
+  }
+  return from === 0 ? text : out + text.slice(from);
+}
+
+const MANAGED_FIELDS = '"managedFields":[';
+const MANAGED_FIELDS_END = ']},"spec":{';
 
 /** A task Job: identity, the annotations re-adoption reads, suspend/deadline, the reference to its Secret, conditions. */
 export function slimJob(raw: unknown): V1Job {
@@ -87,7 +128,7 @@ export function slimJob(raw: unknown): V1Job {
   const out: Json = { metadata: meta(r, KEPT_ANNOTATIONS) };
   const spec = obj(r.spec);
   if (spec) {
-    const s: Json = pick(spec, ["suspend", "activeDeadlineSeconds"]) ?? {};
+    const s: Json = pick(spec, JOB_SPEC_KEYS) ?? {};
     const secretRefs = taskSecretContainers(spec, (obj(r.metadata) ?? {}).name);
     if (secretRefs.length) s.template = { spec: { containers: secretRefs } };
     out.spec = s;
@@ -118,17 +159,26 @@ function taskSecretContainers(spec: Json, jobName: unknown): Json[] {
   return [];
 }
 
+const JOB_SPEC_KEYS = ["suspend", "activeDeadlineSeconds"];
 const TERMINATED_KEYS = ["exitCode", "signal", "reason"];
+const REASON = ["reason"];
+const WAITING_KEYS = ["reason", "message"];
+const RUNNING_KEYS = ["startedAt"];
+const INIT_CONTAINER_KEYS = ["name", "image", "restartPolicy"];
+const CONTAINER_KEYS = ["name", "image"];
+const POD_STATUS_KEYS = ["phase", "reason", "message"];
+const POD_STATUS_INTERN = ["phase", "reason"];
 
 function containerState(v: unknown): Json | undefined {
   const s = obj(v);
   if (!s) return undefined;
   const out: Json = {};
   const waiting = obj(s.waiting);
-  if (waiting) out.waiting = { ...(pick(waiting, ["reason", "message"], ["reason"]) ?? {}) };
-  if (obj(s.running)) out.running = pick(obj(s.running), ["startedAt"]) ?? {};
+  if (waiting) out.waiting = pick(waiting, WAITING_KEYS, REASON) ?? {};
+  const running = obj(s.running);
+  if (running) out.running = pick(running, RUNNING_KEYS) ?? {};
   const term = obj(s.terminated);
-  if (term) out.terminated = pick(term, TERMINATED_KEYS, ["reason"]) ?? {};
+  if (term) out.terminated = pick(term, TERMINATED_KEYS, REASON) ?? {};
   return Object.keys(out).length ? out : undefined;
 }
 
@@ -155,13 +205,13 @@ export function slimPod(raw: unknown): V1Pod {
   if (spec) {
     const s: Json = {};
     set(s, "nodeName", intern(spec.nodeName));
-    set(s, "initContainers", containers(spec.initContainers, ["name", "image", "restartPolicy"]));
-    set(s, "containers", containers(spec.containers, ["name", "image"]));
+    set(s, "initContainers", containers(spec.initContainers, INIT_CONTAINER_KEYS));
+    set(s, "containers", containers(spec.containers, CONTAINER_KEYS));
     out.spec = s;
   }
   const status = obj(r.status);
   if (status) {
-    const s: Json = pick(status, ["phase", "reason", "message"], ["phase", "reason"]) ?? {};
+    const s: Json = pick(status, POD_STATUS_KEYS, POD_STATUS_INTERN) ?? {};
     set(s, "conditions", podConditions(status.conditions));
     set(s, "initContainerStatuses", containerStatuses(status.initContainerStatuses));
     set(s, "containerStatuses", containerStatuses(status.containerStatuses));

@@ -8,7 +8,7 @@
 import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
 import { PREFLIGHT_LABEL, WORKER_HASH_LABEL } from "../core/naming.ts";
 import { DEFAULT_EVENTS_SLOW_AFTER_MS, nextRecheckAt, podNeedsEvents } from "../core/outcome.ts";
-import { collectGarbage } from "../runtime.ts";
+import { collectGarbage, releaseFreeMemory } from "../runtime.ts";
 import type { Logger, LogLevel } from "../telemetry/log.ts";
 import { describeError } from "../util/errors.ts";
 import { responseError } from "./api-errors.ts";
@@ -259,7 +259,9 @@ export class TaskWatch {
       // rather than whenever the idle heap next grows.
       if (this.reflectors.jobs.store.size + this.reflectors.pods.store.size >= BIG_LIST) {
         const t = setTimeout(() => {
-          if (!this.closed) collectGarbage();
+          if (this.closed) return;
+          collectGarbage();
+          releaseFreeMemory();
         }, 0);
         unref(t);
       }

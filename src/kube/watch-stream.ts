@@ -4,6 +4,7 @@
 // timeout (private) cuts quiet watches long before the API server's periodic bookmarks arrive.
 import { KubeApiError, responseError } from "./api-errors.ts";
 import type { KubeClient } from "./client.ts";
+import { withoutManagedFields } from "./slim.ts";
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
 
@@ -29,6 +30,12 @@ export interface WatchStreamOptions {
   onOpen?: () => void;
   resource?: string;
   namespace?: string;
+  /**
+   * The object of a DELETED event is read only for its metadata (a cache that forgets it):
+   * the rest of the line is not parsed. Objects whose metadata is not followed by a `spec`
+   * are parsed whole.
+   */
+  deletedMetadataOnly?: boolean;
 }
 
 /** The API server said the resourceVersion is too old (HTTP 410 or an ERROR event with code 410). */
@@ -60,10 +67,17 @@ export async function* watchStream(
   const onOuterAbort = () => local.abort(opts.signal?.reason);
   if (opts.signal?.aborted) return;
   opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
+  // One timer, re-armed only when it fires (not for every chunk): it aborts once no byte came for inactivityMs.
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let lastData = 0;
+  const check = () => {
+    const quiet = Date.now() - lastData;
+    if (quiet >= inactivityMs) local.abort(new DOMException(`no data for ${inactivityMs} ms`, "TimeoutError"));
+    else timer = setTimeout(check, inactivityMs - quiet);
+  };
   const arm = () => {
-    if (timer !== undefined) clearTimeout(timer);
-    timer = setTimeout(() => local.abort(new DOMException(`no data for ${inactivityMs} ms`, "TimeoutError")), inactivityMs);
+    lastData = Date.now();
+    timer ??= setTimeout(check, inactivityMs);
   };
 
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
@@ -79,22 +93,17 @@ export async function* watchStream(
     opts.onOpen?.();
     arm();
     reader = res.body.getReader();
-    const decoder = new TextDecoder();
-    let buf = "";
+    const lines = new LineSplitter();
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
       arm();
-      buf += decoder.decode(value, { stream: true });
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (line) yield parseEvent(line, ctx.resource, opts.namespace);
+      for (let line = lines.push(value); line !== undefined; line = lines.next()) {
+        yield parseWatchLine(line, ctx.resource, opts.namespace, opts.deletedMetadataOnly);
       }
     }
-    const rest = (buf + decoder.decode()).trim();
-    if (rest) yield parseEvent(rest, ctx.resource, opts.namespace);
+    const rest = lines.end();
+    if (rest !== undefined) yield parseWatchLine(rest, ctx.resource, opts.namespace, opts.deletedMetadataOnly);
   } catch (err) {
     // A caller's abort (close) ends the stream quietly.
     if (opts.signal?.aborted) return;
@@ -111,10 +120,89 @@ export async function* watchStream(
   }
 }
 
-function parseEvent(line: string, resource: string, namespace: string | undefined): RawWatchEvent {
+/**
+ * Splits a byte stream into its non-blank lines (newline-delimited JSON), decoding each line
+ * once it is complete: no growing string buffer, no re-scan of text already searched. `push` a
+ * chunk, then call `next` until it returns undefined; `end` gives a last unterminated line.
+ */
+export class LineSplitter {
+  private readonly decoder = new TextDecoder();
+  /** Bytes of an unfinished line, from earlier chunks. */
+  private pending: Uint8Array[] = [];
+  private chunk: Uint8Array = new Uint8Array(0);
+  private pos = 0;
+
+  /** Takes the next chunk (the previous one must have been read to its end); returns its first line. */
+  push(chunk: Uint8Array): string | undefined {
+    this.chunk = chunk;
+    this.pos = 0;
+    return this.next();
+  }
+
+  next(): string | undefined {
+    const chunk = this.chunk;
+    while (this.pos < chunk.length) {
+      const nl = chunk.indexOf(10, this.pos);
+      if (nl < 0) {
+        // Copied: the reader may reuse the chunk's memory.
+        this.pending.push(Uint8Array.prototype.slice.call(chunk, this.pos));
+        this.pos = chunk.length;
+        return undefined;
+      }
+      const line = this.take(chunk.subarray(this.pos, nl));
+      this.pos = nl + 1;
+      if (line !== undefined) return line;
+    }
+    return undefined;
+  }
+
+  end(): string | undefined {
+    return this.take(new Uint8Array(0));
+  }
+
+  private take(tail: Uint8Array): string | undefined {
+    let bytes = tail;
+    if (this.pending.length > 0) {
+      this.pending.push(tail);
+      bytes = new Uint8Array(this.pending.reduce((n, b) => n + b.length, 0));
+      let at = 0;
+      for (const b of this.pending) {
+        bytes.set(b, at);
+        at += b.length;
+      }
+      this.pending = [];
+    }
+    const line = this.decoder.decode(bytes).trim();
+    return line ? line : undefined;
+  }
+}
+
+const DELETED_PREFIX = '{"type":"DELETED","object":{';
+const SPEC_AFTER_METADATA = '},"spec":{';
+
+/**
+ * A DELETED event up to the end of its object's metadata, closed: `{"type":"DELETED","object":
+ * {…,"metadata":{…}}}`. The metadata (first in the object, as the API server writes it) holds
+ * no structural `"spec"` key, so the first `},"spec":{` closes it. Undefined when it is not there.
+ */
+function deletedMetadataText(line: string): string | undefined {
+  if (!line.startsWith(DELETED_PREFIX)) return undefined;
+  let end = line.indexOf(SPEC_AFTER_METADATA);
+  if (end < 0) return undefined;
+  // managedFields, last in the metadata, ends right there: left out too (see withoutManagedFields).
+  const managed = line.lastIndexOf(MANAGED_FIELDS_KEY, end);
+  if (managed > 0 && line.charCodeAt(end - 1) === 93 /* ] */) end = managed;
+  return `${line.slice(0, end)}}}}`;
+}
+
+const MANAGED_FIELDS_KEY = ',"managedFields":[';
+
+/** One line of a watch response as an event; ERROR events throw (410 as WatchExpiredError). */
+export function parseWatchLine(line: string, resource: string, namespace: string | undefined, deletedMetadataOnly = false): RawWatchEvent {
   let ev: unknown;
   try {
-    ev = JSON.parse(line);
+    const head = deletedMetadataOnly ? deletedMetadataText(line) : undefined;
+    ev = JSON.parse(head ?? withoutManagedFields(line));
   } catch {
     throw new KubeApiError(`watch ${resource}: unparsable event line: ${line.slice(0, 200)}`, 200, undefined, "watch", resource, namespace);
   }

@@ -62,6 +62,20 @@ describe("ExecutionIndex", () => {
     expect(idx.snapshot(hash)!.pods.map((p) => p.metadata?.name)).toEqual([second.metadata.name]);
   });
 
+  test("an update replaces the pod it names, and a snapshot taken before does not change", () => {
+    const idx = new ExecutionIndex();
+    const second = retryPod(pod, 30);
+    idx.apply("pods", "ADDED", slimPod(pod));
+    idx.apply("pods", "ADDED", slimPod(second));
+    const before = idx.snapshot(hash)!;
+    const updated = structuredClone(pod);
+    updated.metadata.resourceVersion = `${pod.metadata.resourceVersion}1`;
+    idx.apply("pods", "MODIFIED", slimPod(updated));
+    idx.apply("pods", "DELETED", slimPod(second));
+    expect(idx.snapshot(hash)!.pods.map((p) => p.metadata?.resourceVersion)).toEqual([updated.metadata.resourceVersion]);
+    expect(before.pods.map((p) => p.metadata?.resourceVersion)).toEqual([pod.metadata.resourceVersion, second.metadata.resourceVersion]);
+  });
+
   test("a Job deleted after it was seen says jobDeleted; one never seen does not", () => {
     const idx = new ExecutionIndex();
     idx.apply("pods", "ADDED", slimPod(pod));

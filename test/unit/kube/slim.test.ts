@@ -11,7 +11,7 @@ import { isReported } from "../../../src/core/job-predicates.ts";
 import { decideOutcome, nextRecheckAt, podNeedsEvents } from "../../../src/core/outcome.ts";
 import { EXECUTION_HASH_LABEL, REPORTED_OUTCOME_ANNOTATION, TASK_ID_ANNOTATION } from "../../../src/core/naming.ts";
 import { referencedTaskSecret } from "../../../src/kube/jobs.ts";
-import { reportedJobStub, reportedPodStub, slimEvent, slimJob, slimPod } from "../../../src/kube/slim.ts";
+import { reportedJobStub, reportedPodStub, slimEvent, slimJob, slimPod, withoutManagedFields } from "../../../src/kube/slim.ts";
 import { isJobFinishing, podsStillRun } from "../../../src/core/job-predicates.ts";
 
 type Json = Record<string, any>;
@@ -209,5 +209,42 @@ describe("a reported execution nobody follows", () => {
       status: { phase: "Succeeded" },
     } as V1Pod);
     expect(podsStillRun(undefined, [stub])).toBe(false);
+  });
+});
+
+describe("managedFields are cut from the JSON text before it is parsed", () => {
+  const withoutMf = (o: Json): Json => {
+    const copy = structuredClone(o);
+    delete copy.metadata.managedFields;
+    return copy;
+  };
+
+  test.each([...KINDS])("%s: the Job and the pod parse to the same objects less managedFields, alone and in a list", (kind) => {
+    const { job, pod } = fixture(kind);
+    for (const o of [job, pod]) {
+      expect(o.metadata.managedFields.length).toBeGreaterThan(0);
+      const text = JSON.stringify(o);
+      const cut = withoutManagedFields(text);
+      expect(cut.length).toBeLessThan(text.length * 0.8);
+      expect(JSON.parse(cut)).toEqual(withoutMf(o));
+      // The slim object is the same either way (the rules never read managedFields).
+      expect(o.kind === "Job" ? slimJob(JSON.parse(cut)) : slimPod(JSON.parse(cut))).toEqual(o.kind === "Job" ? slimJob(o) : slimPod(o));
+    }
+    const event = JSON.stringify({ type: "MODIFIED", object: pod });
+    expect(JSON.parse(withoutManagedFields(event))).toEqual({ type: "MODIFIED", object: withoutMf(pod) });
+    const list = JSON.stringify({ kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "9" }, items: [pod, job, pod] });
+    expect(JSON.parse(withoutManagedFields(list)).items).toEqual([withoutMf(pod), withoutMf(job), withoutMf(pod)]);
+  });
+
+  test("text of another shape is left as it is", () => {
+    const { pod } = fixture("succeeded");
+    // managedFields not followed by spec (an object without spec), then one that is: only the second is cut.
+    const noSpec = { metadata: { name: "a", managedFields: [{ manager: "m", fieldsV1: { "f:x": {} } }] }, status: { phase: "Running" } };
+    const list = JSON.stringify({ items: [noSpec, pod] });
+    expect(JSON.parse(withoutManagedFields(list)).items).toEqual([noSpec, withoutMf(pod)]);
+    // A string value that looks like the pattern is not structure: JSON escapes its quotes.
+    const tricky = { metadata: { name: "b", annotations: { note: '"managedFields":[1]},"spec":{' } }, spec: { x: 1 } };
+    expect(JSON.parse(withoutManagedFields(JSON.stringify(tricky)))).toEqual(tricky);
+    expect(withoutManagedFields('{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"5"}}}')).toBe('{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"5"}}}');
   });
 });
