@@ -15,6 +15,12 @@ export const REDACTED = "<redacted>";
 export const MIN_SECRET_LENGTH = 4;
 /** Size of the table of two-character starts (a power of two; see {@link startSlot}). */
 const START_SLOTS = 1 << 16;
+/**
+ * Up to this many forms (the API key's, a few tasks' env_vars), a search asks the runtime's
+ * indexOf for each form, which runs natively; beyond it, one pass over the text with the index
+ * of starts costs less than that many searches.
+ */
+const FEW_FORMS = 48;
 
 const MAX_REDACT_DEPTH = 12;
 
@@ -35,6 +41,10 @@ export class SecretRegistry {
   readonly #byStart = new Map<number, string[]>();
   /** How many forms start with characters hashing to each slot: a scan skips a position in one lookup. */
   readonly #startCounts = new Uint32Array(START_SLOTS);
+  /** Forms in the index (a form two values share counts twice). */
+  #indexed = 0;
+  /** While there are at most {@link FEW_FORMS}: all of them, longest first; undefined = to be listed again. */
+  #fewForms: string[] | undefined;
 
   /**
    * Registers a secret. Returns false (and registers nothing) for
@@ -88,6 +98,27 @@ export class SecretRegistry {
       if (list.length === 0) this.#byStart.delete(key);
     }
     this.#startCounts[startSlot(form.charCodeAt(0), form.charCodeAt(1))]! += delta;
+    this.#indexed += delta;
+    this.#fewForms = undefined;
+  }
+
+  /** The leftmost registered form at or after `from` (the longest of those starting there), as [position, form]. */
+  #nextMatch(text: string, from: number): [number, string] | undefined {
+    if (this.#indexed <= FEW_FORMS) {
+      const forms = (this.#fewForms ??= [...this.#byStart.values()].flat().sort((a, b) => b.length - a.length));
+      let best: [number, string] | undefined;
+      for (const form of forms) {
+        const at = text.indexOf(form, from);
+        // Longest first: at the same position the longer form was found first and stays.
+        if (at !== -1 && (best === undefined || at < best[0])) best = [at, form];
+      }
+      return best;
+    }
+    for (let at = this.#nextCandidate(text, from); at !== -1; at = this.#nextCandidate(text, at + 1)) {
+      const form = this.#formAt(text, at);
+      if (form !== undefined) return [at, form];
+    }
+    return undefined;
   }
 
   /** The longest registered form at `text[at…]`, or undefined. */
@@ -139,22 +170,18 @@ export class SecretRegistry {
     this.#forms.clear();
     this.#byStart.clear();
     this.#startCounts.fill(0);
+    this.#indexed = 0;
+    this.#fewForms = undefined;
   }
 
   /** Replaces every registered secret (and its encoded forms) in `text`: at each position the longest, leftmost first. */
   redact(text: string): string {
-    if (this.#byStart.size === 0) return text;
+    if (this.#indexed === 0) return text;
     let out = "";
     let copied = 0;
-    for (let at = this.#nextCandidate(text, 0); at !== -1; ) {
-      const form = this.#formAt(text, at);
-      if (form === undefined) {
-        at = at + 1 < text.length ? this.#nextCandidate(text, at + 1) : -1;
-        continue;
-      }
-      out += text.slice(copied, at) + REDACTED;
-      copied = at + form.length;
-      at = copied < text.length ? this.#nextCandidate(text, copied) : -1;
+    for (let match = this.#nextMatch(text, 0); match !== undefined; match = this.#nextMatch(text, copied)) {
+      out += text.slice(copied, match[0]) + REDACTED;
+      copied = match[0] + match[1].length;
     }
     return copied === 0 ? text : out + text.slice(copied);
   }
@@ -187,11 +214,7 @@ export class SecretRegistry {
 
   /** True when `text` contains a registered secret. */
   contains(text: string): boolean {
-    if (this.#byStart.size === 0) return false;
-    for (let at = this.#nextCandidate(text, 0); at !== -1; at = at + 1 < text.length ? this.#nextCandidate(text, at + 1) : -1) {
-      if (this.#formAt(text, at) !== undefined) return true;
-    }
-    return false;
+    return this.#indexed > 0 && this.#nextMatch(text, 0) !== undefined;
   }
 
   /**
