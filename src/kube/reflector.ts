@@ -69,7 +69,6 @@ const API_PATH: Record<WatchKind, (ns: string) => string> = {
   jobs: (ns) => `/apis/batch/v1/namespaces/${encodeURIComponent(ns)}/jobs`,
   pods: (ns) => `/api/v1/namespaces/${encodeURIComponent(ns)}/pods`,
 };
-/** What the cache keeps of each object (./slim.ts): the fields the rules and re-adoption read. */
 /**
  * Page text read by a list after which its garbage (page texts and the full objects parsed
  * from them, dropped once slimmed) is collected. Without it a list of 10,000 kept Jobs and
@@ -77,6 +76,7 @@ const API_PATH: Record<WatchKind, (ns: string) => string> = {
  * of those pages afterwards.
  */
 const LIST_GC_CHARS = 8 << 20;
+/** What the cache keeps of each object (./slim.ts): the fields the rules and re-adoption read. */
 const SLIM: Record<WatchKind, (raw: unknown) => KubeObject> = { jobs: slimJob, pods: slimPod };
 
 export class Reflector {
