@@ -8,7 +8,7 @@
 // with each kubeconfig first, so each test shows what kubectl does and that oz-worker does the same.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server, connect as netConnect } from "node:net";
+import { createServer, type Server, type Socket, connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import YAML from "yaml";
@@ -98,20 +98,28 @@ async function startConnectProxy(): Promise<Proxy> {
         return;
       }
       targets.push(`${m[1]}:${m[2]}`);
-      const upstream = netConnect(Number(m[2]), "127.0.0.1", () => {
-        client.write("HTTP/1.1 200 Connection established\r\n\r\n");
-        const rest = Buffer.from(head.slice(end + 4), "latin1");
-        if (rest.length) upstream.write(rest);
-        client.pipe(upstream).pipe(client);
-      });
-      upstream.on("error", () => client.destroy());
-      client.on("error", () => upstream.destroy());
+      tunnel(client, Number(m[2]), "HTTP/1.1 200 Connection established\r\n\r\n", Buffer.from(head.slice(end + 4), "latin1"));
     };
     client.on("data", onData);
   });
+  return { url: `http://127.0.0.1:${await listenOnLoopback(server)}`, targets, close: () => server.close() };
+}
+
+/** Answers `reply` once connected to 127.0.0.1:port, forwards what the client sent beyond its request, then pipes both ways. */
+function tunnel(client: Socket, port: number, reply: string | Buffer, rest: Buffer): void {
+  const upstream = netConnect(port, "127.0.0.1", () => {
+    client.write(reply);
+    if (rest.length) upstream.write(rest);
+    client.pipe(upstream).pipe(client);
+  });
+  upstream.on("error", () => client.destroy());
+  client.on("error", () => upstream.destroy());
+}
+
+/** Listens on a free loopback port; returns the port. */
+async function listenOnLoopback(server: Server): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  return { url: `http://127.0.0.1:${port}`, targets, close: () => server.close() };
+  return (server.address() as { port: number }).port;
 }
 
 /** A SOCKS5 proxy (no authentication, CONNECT only) on loopback that records the targets it tunnelled to. */
@@ -143,19 +151,11 @@ async function startSocks5Proxy(): Promise<Proxy> {
         return;
       }
       targets.push(`${host}:${port}`);
-      const upstream = netConnect(port, "127.0.0.1", () => {
-        client.write(Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0, 0]));
-        if (rest.length) upstream.write(rest);
-        client.pipe(upstream).pipe(client);
-      });
-      upstream.on("error", () => client.destroy());
-      client.on("error", () => upstream.destroy());
+      tunnel(client, port, Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0, 0]), rest);
     };
     client.on("data", onData);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  return { url: `socks5://127.0.0.1:${port}`, targets, close: () => server.close() };
+  return { url: `socks5://127.0.0.1:${await listenOnLoopback(server)}`, targets, close: () => server.close() };
 }
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
