@@ -395,6 +395,7 @@ async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<n
     peakWatchConnections: watchSamples > 0 || auditPeak !== undefined ? Math.max(peakWatches, auditPeak ?? 0) : null,
     peakApiserverConnections: usage.samples > 0 ? usage.peakConnections : null,
     workerPeakRssMb: usage.samples > 0 ? usage.peakRssMb : null,
+    workerPeakRssFileMb: usage.samples > 0 ? usage.peakRssFileMb : null,
     workerIdleRssMb: idleRssMb,
     keptJobs: o.keptJobs,
     workerRssAfterSyncMb: rssAfterSyncMb,

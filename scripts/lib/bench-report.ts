@@ -18,6 +18,8 @@ export interface BenchResult {
   peak_watch_connections: number | null;
   peak_apiserver_connections: number | null;
   worker_peak_rss_mb: number | null;
+  /** Of the peak, the worker executable's file-backed pages (RssFile, at the largest sample): shared, clean, not heap. */
+  worker_peak_rss_file_mb: number | null;
   /** Connected to Oz, no task, nothing kept in the namespace. */
   worker_idle_rss_mb: number | null;
   /** Finished Jobs (with pods) of the worker in the namespace before it started (--kept-jobs). */
@@ -39,6 +41,7 @@ export const RESULT_KEYS = [
   "peak_watch_connections",
   "peak_apiserver_connections",
   "worker_peak_rss_mb",
+  "worker_peak_rss_file_mb",
   "worker_idle_rss_mb",
   "kept_jobs",
   "worker_rss_after_sync_mb",
@@ -100,6 +103,7 @@ export interface BenchInput {
   /** Most TCP connections the worker held to the API server at once (sampled with its memory). */
   peakApiserverConnections: number | null;
   workerPeakRssMb: number | null;
+  workerPeakRssFileMb: number | null;
   workerIdleRssMb: number | null;
   keptJobs: number;
   workerRssAfterSyncMb: number | null;
@@ -165,6 +169,7 @@ export function computeBench(input: BenchInput): { result: BenchResult; details:
     peak_watch_connections: input.peakWatchConnections,
     peak_apiserver_connections: input.peakApiserverConnections,
     worker_peak_rss_mb: input.workerPeakRssMb === null ? null : round(input.workerPeakRssMb, 1),
+    worker_peak_rss_file_mb: input.workerPeakRssFileMb === null ? null : round(input.workerPeakRssFileMb, 1),
     worker_idle_rss_mb: input.workerIdleRssMb === null ? null : round(input.workerIdleRssMb, 1),
     kept_jobs: input.keptJobs,
     worker_rss_after_sync_mb: input.keptJobs > 0 && input.workerRssAfterSyncMb !== null ? round(input.workerRssAfterSyncMb, 1) : null,
@@ -247,6 +252,7 @@ export function benchTable(result: BenchResult, details: BenchDetails, color = f
       verdict(TARGETS.connections, result, style),
     ],
     ["worker peak RSS, MB", fmt(result.worker_peak_rss_mb), TARGETS.rss.label, verdict(TARGETS.rss, result, style)],
+    ["  of which the executable's file pages (RssFile), MB", fmt(result.worker_peak_rss_file_mb), "", ""],
     ["worker idle RSS (connected, no tasks), MB", fmt(result.worker_idle_rss_mb), "", ""],
   );
   if (result.kept_jobs > 0) {

@@ -33,15 +33,17 @@ export interface ProcMemory {
   rssKb: number;
   /** Peak resident set ("high water mark") since the process started, kB. */
   hwmKb: number;
+  /** Of rssKb, the file-backed pages (RssFile: the executable's code and data, libraries), kB. */
+  fileKb: number;
 }
 
-/** Reads VmRSS and VmHWM from /proc/<pid>/status (absent for kernel threads and zombies: 0). */
+/** Reads VmRSS, VmHWM and RssFile from /proc/<pid>/status (absent for kernel threads and zombies: 0). */
 export function parseProcStatus(text: string): ProcMemory {
   const kb = (key: string) => {
     const m = new RegExp(`^${key}:\\s+(\\d+)\\s+kB`, "m").exec(text);
     return m ? Number(m[1]) : 0;
   };
-  return { rssKb: kb("VmRSS"), hwmKb: kb("VmHWM") };
+  return { rssKb: kb("VmRSS"), hwmKb: kb("VmHWM"), fileKb: kb("RssFile") };
 }
 
 /** `root` and all its descendants, given each process's parent. */
@@ -68,6 +70,8 @@ export function descendants(root: number, parentOf: ReadonlyMap<number, number>)
 export interface TreeUsage {
   /** Largest resident memory of the tree seen: max(sum of VmRSS at one sample, largest single VmHWM), MiB. */
   peakRssMb: number;
+  /** Of the largest summed sample, the file-backed part (RssFile), MiB: the rest is heap and buffers. */
+  peakRssFileMb: number;
   /** CPU seconds (user + system) of every process seen in the tree, at its last sample. */
   cpuSeconds: number;
   /** Most established TCP connections the tree held at once to the watched port (null when none is watched). */
@@ -113,6 +117,7 @@ function socketInodes(pid: number): number[] {
 /** Folds samples of a process tree into peak memory and CPU time. Pure; fed by the sampler. */
 export class TreeUsageAccumulator {
   private peakSumKb = 0;
+  private peakSumFileKb = 0;
   private peakHwmKb = 0;
   private readonly ticks = new Map<number, number>();
   private count = 0;
@@ -128,12 +133,17 @@ export class TreeUsageAccumulator {
     if (members.length === 0) return;
     this.count++;
     let sum = 0;
+    let file = 0;
     for (const { stat, memory } of members) {
       sum += memory.rssKb;
+      file += memory.fileKb;
       this.peakHwmKb = Math.max(this.peakHwmKb, memory.hwmKb);
       this.ticks.set(stat.pid, stat.utime + stat.stime);
     }
-    this.peakSumKb = Math.max(this.peakSumKb, sum);
+    if (sum > this.peakSumKb) {
+      this.peakSumKb = sum;
+      this.peakSumFileKb = file;
+    }
     this.lastSumKb = sum;
   }
 
@@ -152,6 +162,7 @@ export class TreeUsageAccumulator {
     for (const t of this.ticks.values()) ticks += t;
     return {
       peakRssMb: Math.max(this.peakSumKb, this.peakHwmKb) / 1024,
+      peakRssFileMb: this.peakSumFileKb / 1024,
       cpuSeconds: ticks / this.ticksPerSecond,
       peakConnections: this.peakConnections,
       samples: this.count,

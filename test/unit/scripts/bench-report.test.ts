@@ -88,6 +88,7 @@ function input(over: Partial<BenchInput> = {}): BenchInput {
     peakWatchConnections: 2,
     peakApiserverConnections: 3,
     workerPeakRssMb: 60.04,
+    workerPeakRssFileMb: 44.96,
     workerIdleRssMb: 41.26,
     keptJobs: 0,
     workerRssAfterSyncMb: null,
@@ -106,6 +107,7 @@ describe("computeBench", () => {
     expect(result.api_requests_per_task).toEqual({ total: 2.5, by_verb_resource: { "DELETE jobs": 1, "GET pods/log": 0.5, "POST jobs": 1 } });
     expect(details.requestCounts).toEqual({ "DELETE jobs": 4, "GET pods/log": 2, "POST jobs": 4 });
     expect(result.worker_peak_rss_mb).toBe(60);
+    expect(result.worker_peak_rss_file_mb).toBe(45);
     expect(result.worker_idle_rss_mb).toBe(41.3);
     expect(result.kept_jobs).toBe(0);
     expect(result.worker_rss_after_sync_mb).toBeNull();

@@ -19,10 +19,10 @@ describe("parseProcStat", () => {
 });
 
 describe("parseProcStatus", () => {
-  test("VmRSS and VmHWM in kB; absent is 0", () => {
-    const text = "Name:\toz-worker\nVmPeak:\t  900000 kB\nVmHWM:\t   98304 kB\nVmRSS:\t   81920 kB\nThreads:\t12\n";
-    expect(parseProcStatus(text)).toEqual({ rssKb: 81920, hwmKb: 98304 });
-    expect(parseProcStatus("Name:\tkthreadd\n")).toEqual({ rssKb: 0, hwmKb: 0 });
+  test("VmRSS, VmHWM and RssFile in kB; absent is 0", () => {
+    const text = "Name:\toz-worker\nVmPeak:\t  900000 kB\nVmHWM:\t   98304 kB\nVmRSS:\t   81920 kB\nRssAnon:\t   36864 kB\nRssFile:\t   45056 kB\nThreads:\t12\n";
+    expect(parseProcStatus(text)).toEqual({ rssKb: 81920, hwmKb: 98304, fileKb: 45056 });
+    expect(parseProcStatus("Name:\tkthreadd\n")).toEqual({ rssKb: 0, hwmKb: 0, fileKb: 0 });
   });
 });
 
@@ -41,9 +41,19 @@ describe("descendants", () => {
 });
 
 describe("TreeUsageAccumulator", () => {
-  const member = (pid: number, ticks: [number, number], rssKb: number, hwmKb: number) => ({
+  const member = (pid: number, ticks: [number, number], rssKb: number, hwmKb: number, fileKb = 0) => ({
     stat: { pid, ppid: 1, utime: ticks[0], stime: ticks[1] },
-    memory: { rssKb, hwmKb },
+    memory: { rssKb, hwmKb, fileKb },
+  });
+
+  test("the file-backed part is that of the largest summed sample", () => {
+    const acc = new TreeUsageAccumulator(100);
+    acc.add([member(1, [0, 0], 50 * 1024, 0, 40 * 1024), member(2, [0, 0], 10 * 1024, 0, 5 * 1024)]);
+    acc.add([member(1, [0, 0], 70 * 1024, 0, 44 * 1024), member(2, [0, 0], 10 * 1024, 0, 5 * 1024)]);
+    acc.add([member(1, [0, 0], 60 * 1024, 0, 46 * 1024)]);
+    const r = acc.result();
+    expect(r.peakRssMb).toBe(80);
+    expect(r.peakRssFileMb).toBe(49);
   });
 
   test("peak is the larger of the largest summed sample and any process's high-water mark", () => {
