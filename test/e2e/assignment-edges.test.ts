@@ -10,28 +10,20 @@
 // The simulated node does not resolve secretKeyRefs, so "reaches the container" is shown the
 // way a kubelet resolves it: the pod's env entry of that exact name → Secret key → value.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { BatchV1Api, CoreV1Api, type V1Job, type V1Pod, type V1Secret } from "@kubernetes/client-node";
-import { TASK_ID_ANNOTATION, taskSecretNameFor } from "../../src/core/naming.ts";
+import { BatchV1Api, CoreV1Api, type V1Secret } from "@kubernetes/client-node";
+import { taskSecretNameFor } from "../../src/core/naming.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { REDACTED } from "../../src/telemetry/secrets.ts";
 import { type TaskRecord, waitFor } from "../support/dispatch.ts";
 import { E2EScope, uniqueId } from "../support/e2e-scope.ts";
 import { api } from "../support/kube-api.ts";
+import { findTaskJob, leakForms, marker, waitForRunningPod } from "../support/task-objects.ts";
 import { kubectl } from "../support/sandbox.ts";
 
 let KUBECONFIG: string;
 let admin: KubeClient;
 const scope = new E2EScope();
 const { freshNamespace, worker, dispatchServer } = scope;
-
-/** A value that cannot occur by accident, and its base64 form. */
-const marker = (name: string) => `oz-e2e-${name}-${crypto.randomUUID()}`;
-const forms = (value: string) => [value, Buffer.from(value).toString("base64")];
-
-async function taskJob(ns: string, taskId: string): Promise<V1Job | undefined> {
-  const list = await api(admin, BatchV1Api).listNamespacedJob({ namespace: ns });
-  return list.items.find((j) => j.metadata?.annotations?.[TASK_ID_ANNOTATION] === taskId);
-}
 
 /** What the worker sent for a task, in order. */
 const fromWorker = (t: TaskRecord) => t.events.filter((e) => e.direction === "from_worker");
@@ -54,12 +46,9 @@ describe("env var names the API server accepts", () => {
       const envVars = { "MY-TOKEN": marker("token"), "my.dotted": marker("dotted"), "1START": marker("start") };
       const task = await d.createTask({ docker_image: "x:sleep-3", env_vars: envVars });
 
-      const job = await waitFor("the task's Job", () => taskJob(ns, task.task_id), { timeoutMs: 20_000 });
+      const job = await waitFor("the task's Job", () => findTaskJob(admin, ns, task.task_id), { timeoutMs: 20_000 });
       const jobName = job.metadata!.name!;
-      const pod = await waitFor("the task's pod to run", async () => {
-        const pods = await api(admin, CoreV1Api).listNamespacedPod({ namespace: ns, labelSelector: `job-name=${jobName}` });
-        return pods.items.find((p: V1Pod) => p.status?.phase === "Running");
-      }, { timeoutMs: 20_000 });
+      const pod = await waitForRunningPod(admin, ns, jobName);
       const secretName = taskSecretNameFor(jobName);
       const secret: V1Secret = await api(admin, CoreV1Api).readNamespacedSecret({ name: secretName, namespace: ns });
 
@@ -78,12 +67,12 @@ describe("env var names the API server accepts", () => {
 
       const yaml = await kubectl("get", "job,pod", "-n", ns, "-o", "yaml");
       expect(yaml).toContain("my.dotted");
-      for (const value of Object.values(envVars)) for (const form of forms(value)) expect(yaml).not.toContain(form);
+      for (const value of Object.values(envVars)) for (const form of leakForms(value)) expect(yaml).not.toContain(form);
 
       const done = await d.waitForState(task.task_id, "succeeded", { timeoutMs: 30_000 });
       expect(fromWorker(done).map((e) => e.type)).toEqual(["task_claimed", "task_completed"]);
       expect(await w.stop("SIGTERM")).toBe(0);
-      for (const value of Object.values(envVars)) for (const form of forms(value)) expect(w.output).not.toContain(form);
+      for (const value of Object.values(envVars)) for (const form of leakForms(value)) expect(w.output).not.toContain(form);
     },
     90_000,
   );
@@ -105,7 +94,7 @@ describe("env var names the API server accepts", () => {
       // Oz goes away before the outcome can be reported; the worker is then killed.
       await d.pause();
       await waitFor("the task's Job to fail", async () => {
-        const job = await taskJob(ns, task.task_id);
+        const job = await findTaskJob(admin, ns, task.task_id);
         return (job?.status?.conditions ?? []).some((c) => c.type === "Failed" && c.status === "True") ? true : undefined;
       }, { timeoutMs: 30_000 });
       expect(await w1.stop("SIGKILL")).not.toBe(0);
@@ -117,7 +106,7 @@ describe("env var names the API server accepts", () => {
       const failed = await d.waitForState(task.task_id, "failed", { timeoutMs: 30_000 });
       expect(failed.exit_code).toBe(3);
       expect(await w2.stop("SIGTERM")).toBe(0);
-      for (const form of forms(echoed)) expect(w2.output).not.toContain(form);
+      for (const form of leakForms(echoed)) expect(w2.output).not.toContain(form);
     },
     120_000,
   );
@@ -137,7 +126,7 @@ describe("env var names the API server accepts", () => {
       expect(failed.message).toContain("A=B");
       expect(failed.message).toContain("printable ASCII characters other than '='");
       expect(failed.message).not.toContain(value);
-      expect(await taskJob(ns, task.task_id)).toBeUndefined();
+      expect(await findTaskJob(admin, ns, task.task_id)).toBeUndefined();
       expect(await w.stop("SIGTERM")).toBe(0);
       expect(w.output).not.toContain(value);
     },
@@ -160,7 +149,7 @@ describe("the per-task Secret's size limit (the API server's 1 MiB of values)", 
       const failed = await d.waitForState(over.task_id, "failed", { timeoutMs: 30_000 });
       expect(failed.failure_reason).toBe("job_create");
       expect(failed.message).toContain("may not be more than 1048576 bytes");
-      await waitFor("the held Job to be deleted", async () => ((await taskJob(ns, over.task_id)) ? undefined : true), { timeoutMs: 20_000 });
+      await waitFor("the held Job to be deleted", async () => ((await findTaskJob(admin, ns, over.task_id)) ? undefined : true), { timeoutMs: 20_000 });
       expect(await strict.stop("SIGTERM")).toBe(0);
 
       const inline = await worker({ workerId: uniqueId("edges-size-inline"), kubeconfig: KUBECONFIG, namespace: ns, dispatch: d, kubernetes: { inline_task_env: true } });

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BatchV1Api, CoreV1Api, type V1Job, type V1Pod, type V1Secret } from "@kubernetes/client-node";
-import { TASK_ID_ANNOTATION, taskSecretNameFor } from "../../src/core/naming.ts";
+import { CoreV1Api, type V1Secret } from "@kubernetes/client-node";
+import { taskSecretNameFor } from "../../src/core/naming.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { REQUIRED_PERMISSIONS, roleRules } from "../../src/preflight/permissions.ts";
 import { REDACTED } from "../../src/telemetry/secrets.ts";
@@ -16,6 +16,7 @@ import { waitFor } from "../support/dispatch.ts";
 import { grantRole, kubectl, run, serviceAccountKubeconfig } from "../support/sandbox.ts";
 import { E2EScope, uniqueId } from "../support/e2e-scope.ts";
 import { api } from "../support/kube-api.ts";
+import { findTaskJob, leakForms, marker, waitForRunningPod } from "../support/task-objects.ts";
 import { workerCommand } from "../support/worker.ts";
 
 /** The admin kubeconfig (from the scope's setup). */
@@ -24,15 +25,6 @@ let admin: KubeClient;
 const scope = new E2EScope();
 const { freshNamespace, worker, dispatchServer } = scope;
 let tmp: string;
-
-/** A value that cannot occur by accident, and how it would look base64-encoded. */
-const marker = (name: string) => `oz-e2e-${name}-${crypto.randomUUID()}`;
-const forms = (value: string) => [value, Buffer.from(value).toString("base64")];
-
-async function taskJob(ns: string, taskId: string): Promise<V1Job | undefined> {
-  const list = await api(admin, BatchV1Api).listNamespacedJob({ namespace: ns });
-  return list.items.find((j) => j.metadata?.annotations?.[TASK_ID_ANNOTATION] === taskId);
-}
 
 async function readSecret(ns: string, name: string): Promise<V1Secret | undefined> {
   try {
@@ -76,15 +68,12 @@ describe("task secrets", () => {
       const task = await d.createTask({ docker_image: "x:sleep-3", env_vars: { OZ_E2E_TOKEN: token, OZ_E2E_PASSWORD: password } });
 
       // While it runs: the Job and its pod hold references, the Secret holds the values.
-      const job = await waitFor("the task's Job", () => taskJob(ns, task.task_id), { timeoutMs: 20_000 });
+      const job = await waitFor("the task's Job", () => findTaskJob(admin, ns, task.task_id), { timeoutMs: 20_000 });
       const jobName = job.metadata!.name!;
-      const pod = await waitFor("the task's pod to run", async () => {
-        const pods = await api(admin, CoreV1Api).listNamespacedPod({ namespace: ns, labelSelector: `job-name=${jobName}` });
-        return pods.items.find((p: V1Pod) => p.status?.phase === "Running");
-      }, { timeoutMs: 20_000 });
+      const pod = await waitForRunningPod(admin, ns, jobName);
       const yaml = await kubectl("get", "job,pod", "-n", ns, "-o", "yaml");
       expect(yaml).toContain(jobName);
-      for (const secret of [token, password]) for (const form of forms(secret)) expect(yaml).not.toContain(form);
+      for (const secret of [token, password]) for (const form of leakForms(secret)) expect(yaml).not.toContain(form);
 
       const secretName = taskSecretNameFor(jobName);
       const secret = await readSecret(ns, secretName);
@@ -103,7 +92,7 @@ describe("task secrets", () => {
 
       // It succeeds; the Job is deleted, and the garbage collector takes the Secret with it.
       await d.waitForState(task.task_id, "succeeded", { timeoutMs: 30_000 });
-      await waitFor("the Job to be deleted", async () => ((await taskJob(ns, task.task_id)) ? undefined : true), { timeoutMs: 20_000 });
+      await waitFor("the Job to be deleted", async () => ((await findTaskJob(admin, ns, task.task_id)) ? undefined : true), { timeoutMs: 20_000 });
       await waitFor("the Secret to be garbage-collected with its Job", async () => ((await readSecret(ns, secretName)) ? undefined : true), {
         timeoutMs: 30_000,
         intervalMs: 250,
@@ -117,7 +106,7 @@ describe("task secrets", () => {
       expect(await w.stop("SIGTERM")).toBe(0);
       expect(w.lines.some((l) => l.task_id === task.task_id && l.msg === "task succeeded")).toBe(true);
       for (const secret of [token, password]) {
-        for (const form of forms(secret)) {
+        for (const form of leakForms(secret)) {
           expect(w.output).not.toContain(form);
           expect(metrics).not.toContain(form);
         }
@@ -140,7 +129,7 @@ describe("task secrets", () => {
       const failed = await d.waitForState(task.task_id, "failed", { timeoutMs: 30_000 });
       expect(failed.exit_code).toBe(4);
 
-      const job = await taskJob(ns, task.task_id);
+      const job = await findTaskJob(admin, ns, task.task_id);
       const env = Object.fromEntries((job!.spec!.template.spec!.containers.find((c) => c.name === "task")!.env ?? []).map((e) => [e.name, e]));
       expect(env.OZ_E2E_TOKEN).toEqual({ name: "OZ_E2E_TOKEN", value: token });
       expect(await kubectl("get", "job", "-n", ns, "-o", "yaml")).toContain(token);
@@ -207,7 +196,7 @@ describe("task secrets", () => {
       const deniedRecord = await d.waitForState(denied.task_id, "failed", { timeoutMs: 30_000 });
       expect(deniedRecord.failure_reason).toBe("job_create");
       expect(deniedRecord.message).toContain("secrets");
-      await waitFor("the held Job to be deleted", async () => ((await taskJob(ns, denied.task_id)) ? undefined : true), { timeoutMs: 20_000 });
+      await waitFor("the held Job to be deleted", async () => ((await findTaskJob(admin, ns, denied.task_id)) ? undefined : true), { timeoutMs: 20_000 });
       expect(await strict.stop("SIGTERM")).toBe(0);
 
       const relaxed = await worker({ workerId: uniqueId("secrets-rbac-inline"), kubeconfig, namespace: ns, dispatch: d, kubernetes: { inline_task_env: true } });
