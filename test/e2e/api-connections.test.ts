@@ -4,31 +4,16 @@
 // tables: the worker process tree's socket inodes (/proc/<pid>/fd) that are established TCP
 // connections to the API server's port (/proc/<pid>/net/tcp, tcp6), sampled every 50 ms from
 // before the burst until every task has finished (scripts/lib/procs.ts, as scripts/bench does).
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { ProcessTreeSampler } from "../../scripts/lib/procs.ts";
-import { startDispatchServer, waitFor, type DispatchServer } from "../support/dispatch.ts";
-import { type WorkerProcess, type WorkerSandbox, openWorkerSandbox, startWorker, stopWorkers } from "../support/worker.ts";
+import { waitFor } from "../support/dispatch.ts";
+import { startWorker, workerSuite } from "../support/worker.ts";
 
 const TASKS = 60;
 const IMAGE = "x:sleep-3";
 
-let sandbox: WorkerSandbox;
-let dispatch: DispatchServer;
-let ns: string;
-const workers: WorkerProcess[] = [];
-
-beforeAll(async () => {
-  sandbox = await openWorkerSandbox();
-  ns = await sandbox.workerNamespace("api-conns");
-  dispatch = await startDispatchServer();
-}, 40 * 60_000);
-
-afterAll(async () => {
-  await stopWorkers(workers);
-  await dispatch?.stop();
-  await sandbox?.cleanup();
-}, 30_000);
+const suite = workerSuite("api-conns");
 
 /** The API server's port, from the server URL of the worker's kubeconfig. */
 function apiServerPort(kubeconfig: string): number {
@@ -40,20 +25,20 @@ function apiServerPort(kubeconfig: string): number {
 
 test(`${TASKS} tasks assigned at once: the worker holds at most 4 TCP connections to the API server`, async () => {
   const workerId = `e2e-conns-${crypto.randomUUID().slice(0, 6)}`;
-  const kubeconfig = sandbox.kubeconfig(ns);
-  const worker = await startWorker({ workerId, kubeconfig, namespace: ns, dispatch, config: { max_concurrent_tasks: TASKS } });
-  workers.push(worker);
+  const kubeconfig = suite.sandbox.kubeconfig(suite.ns);
+  const worker = await startWorker({ workerId, kubeconfig, namespace: suite.ns, dispatch: suite.dispatch, config: { max_concurrent_tasks: TASKS } });
+  suite.workers.push(worker);
   const pid = worker.child.pid;
   if (pid === undefined) throw new Error("the worker has no pid");
   const sampler = new ProcessTreeSampler(pid, 100, apiServerPort(kubeconfig));
   sampler.start(50);
   try {
-    const created = await Promise.all(Array.from({ length: TASKS }, () => dispatch.createTask({ worker_id: workerId, docker_image: IMAGE })));
+    const created = await Promise.all(Array.from({ length: TASKS }, () => suite.dispatch.createTask({ worker_id: workerId, docker_image: IMAGE })));
     const ids = new Set(created.map((t) => t.task_id));
     await waitFor(
       `all ${TASKS} tasks to succeed`,
       async () => {
-        const all = (await dispatch.listTasks()).filter((t) => ids.has(t.task_id));
+        const all = (await suite.dispatch.listTasks()).filter((t) => ids.has(t.task_id));
         return all.length === TASKS && all.every((t) => t.state === "succeeded") ? true : undefined;
       },
       { timeoutMs: 120_000, intervalMs: 500 },

@@ -6,12 +6,12 @@
 // the agent's argv and environment, the per-task Secret, exit codes, a kernel OOM kill, the setup
 // init container, the teardown preStop hook, SIGTERM being ignored, the active deadline, a real
 // ErrImagePull, image volume support, Pod Security, and the pods' network confinement.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { taskJobName, taskSecretNameFor } from "../../src/core/naming.ts";
-import { startDispatchServer, type DispatchServer, type TaskRecord } from "../support/dispatch.ts";
+import type { TaskRecord } from "../support/dispatch.ts";
 import {
   hostAddress,
   REAL_IMAGES,
@@ -24,20 +24,15 @@ import { ADMIN_KUBECONFIG, freshNamespace, kubectl, kubectlApply, type Namespace
 import {
   type KubePod,
   type WorkerProcess,
-  type WorkerSandbox,
   expectSingleTerminalEvent,
   isTerminalState,
-  openWorkerSandbox,
   startWorker,
-  stopWorkers,
   terminalEvents,
   workerCommand,
+  workerSuite,
 } from "../support/worker.ts";
 
-let sandbox: WorkerSandbox;
-let dispatch: DispatchServer;
-let ns: string;
-const workers: WorkerProcess[] = [];
+const suite = workerSuite("real-node", { notePods: true, enabled: REAL_NODE_ENABLED, setupTimeoutMs: 60 * 60_000 });
 const namespaces: Namespace[] = [];
 const RUN = crypto.randomUUID().slice(0, 6);
 const tmp = mkdtempSync(join(tmpdir(), "oz-real-node-e2e-"));
@@ -45,18 +40,7 @@ const tmp = mkdtempSync(join(tmpdir(), "oz-real-node-e2e-"));
 const TEST_TIMEOUT_MS = 120_000;
 const TASK_TIMEOUT_MS = 60_000;
 
-beforeAll(async () => {
-  if (!REAL_NODE_ENABLED) return;
-  sandbox = await openWorkerSandbox();
-  ns = await sandbox.workerNamespace("real-node");
-  await sandbox.notePods(ns);
-  dispatch = await startDispatchServer();
-}, 60 * 60_000);
-
 afterAll(async () => {
-  await stopWorkers(workers);
-  await dispatch?.stop();
-  await sandbox?.cleanup();
   await Promise.allSettled(namespaces.map((n) => n.cleanup()));
   rmSync(tmp, { recursive: true, force: true });
 }, 30_000);
@@ -67,13 +51,13 @@ type PodTemplate = Record<string, unknown>;
 async function worker(name: string, kubernetes: Record<string, unknown> = {}, config: Record<string, unknown> = {}, template: PodTemplate = {}): Promise<WorkerProcess> {
   const w = await startWorker({
     workerId: `e2e-real-${name}-${RUN}`,
-    kubeconfig: sandbox.kubeconfig(ns),
-    namespace: ns,
-    dispatch,
+    kubeconfig: suite.sandbox.kubeconfig(suite.ns),
+    namespace: suite.ns,
+    dispatch: suite.dispatch,
     kubernetes: { pod_template: { ...REAL_NODE_POD_TEMPLATE, ...template }, ...kubernetes },
     config,
   });
-  workers.push(w);
+  suite.workers.push(w);
   return w;
 }
 
@@ -85,7 +69,7 @@ interface Started {
 /** A task for the real node: the dev image, the stand-in agent, SANDBOX_AGENT=`mode` (through env_vars). */
 async function create(w: WorkerProcess, mode: string, body: Record<string, unknown> = {}): Promise<Started> {
   const { env_vars, ...rest } = body as { env_vars?: Record<string, string> };
-  const task = await dispatch.createTask({
+  const task = await suite.dispatch.createTask({
     worker_id: w.workerId,
     docker_image: REAL_IMAGES.dev,
     sidecar_image: REAL_IMAGES.agent,
@@ -95,7 +79,7 @@ async function create(w: WorkerProcess, mode: string, body: Record<string, unkno
   return { task, jobName: taskJobName(task.task_id, task.execution_id) };
 }
 
-const finished = (s: Started, timeoutMs = TASK_TIMEOUT_MS) => dispatch.waitForTask(s.task.task_id, (t) => isTerminalState(t.state), { timeoutMs });
+const finished = (s: Started, timeoutMs = TASK_TIMEOUT_MS) => suite.dispatch.waitForTask(s.task.task_id, (t) => isTerminalState(t.state), { timeoutMs });
 
 interface Ran extends Started {
   pod: KubePod;
@@ -103,15 +87,15 @@ interface Ran extends Started {
 
 async function runTask(w: WorkerProcess, mode: string, body: Record<string, unknown> = {}): Promise<Ran> {
   const s = await create(w, mode, body);
-  const pod = sandbox.waitForPod(ns, s.jobName, TASK_TIMEOUT_MS);
+  const pod = suite.sandbox.waitForPod(suite.ns, s.jobName, TASK_TIMEOUT_MS);
   const task = await finished(s);
   return { ...s, task, pod: await pod };
 }
 
 /** Waits until the task container runs (a real process), returning the pod. */
 function whenRunning(s: Started): Promise<KubePod> {
-  return sandbox.waitForPodState(
-    ns,
+  return suite.sandbox.waitForPodState(
+    suite.ns,
     s.jobName,
     "the task container to run",
     (p) => (p.status?.containerStatuses?.find((c) => c.name === "task")?.state?.running ? p : undefined),
@@ -145,7 +129,7 @@ function agentLine(log: string, key: string): string {
 
 /** The pod the worker's Job made, read again (status and uid as of now). */
 async function currentPod(jobName: string): Promise<KubePod> {
-  const [pod] = await sandbox.podsOf(ns, jobName);
+  const [pod] = await suite.sandbox.podsOf(suite.ns, jobName);
   if (!pod) throw new Error(`no pod for Job ${jobName}`);
   return pod;
 }
@@ -183,7 +167,7 @@ describe.skipIf(!REAL_NODE_ENABLED)("tasks on the real node", () => {
 
     const pod = await currentPod(ran.jobName);
     expect(pod.spec.nodeName).toBe(REAL_NODE_NAME);
-    const log = await kubectl("-n", ns, "logs", pod.metadata.name, "-c", "task");
+    const log = await kubectl("-n", suite.ns, "logs", pod.metadata.name, "-c", "task");
     // The root init container's tar copy put the agent image at /agent, and the wrapper exec'd it.
     const argv = JSON.parse(agentLine(log, "argv")) as string[];
 
@@ -216,7 +200,7 @@ describe.skipIf(!REAL_NODE_ENABLED)("tasks on the real node", () => {
     expect(w.output).not.toContain(secretValue);
 
     // the workspace marker, seen by the sidecar in the same emptyDir
-    expect(await kubectl("-n", ns, "logs", pod.metadata.name, "-c", "workspace-watcher")).toBe("watcher: marker ran\n");
+    expect(await kubectl("-n", suite.ns, "logs", pod.metadata.name, "-c", "workspace-watcher")).toBe("watcher: marker ran\n");
   }, TEST_TIMEOUT_MS);
 
   test("exit 3 → container_exit with exit code 3, and the real container's log reaches the worker log", async () => {
@@ -249,7 +233,7 @@ describe.skipIf(!REAL_NODE_ENABLED)("tasks on the real node", () => {
     expect(setup?.exitCode).toBe(7);
     expect(pod.status?.initContainerStatuses?.find((c) => c.name === "copy-sidecar-0")?.state?.terminated?.exitCode).toBe(0);
     expect(pod.status?.containerStatuses?.find((c) => c.name === "task")?.state?.running).toBeUndefined();
-    expect(await kubectl("-n", ns, "logs", pod.metadata.name, "-c", "setup")).toBe("preparing\n");
+    expect(await kubectl("-n", suite.ns, "logs", pod.metadata.name, "-c", "setup")).toBe("preparing\n");
   }, TEST_TIMEOUT_MS);
 
   test("teardown_command runs as the preStop hook when a running task is cancelled; CANCELLED once", async () => {
@@ -269,9 +253,9 @@ describe.skipIf(!REAL_NODE_ENABLED)("tasks on the real node", () => {
     await whenRunning(s);
     const file = join(dir, s.task.task_id);
     expect(existsSync(file)).toBe(false);
-    await dispatch.cancel(s.task.task_id);
+    await suite.dispatch.cancel(s.task.task_id);
     expectCancelledOnce(await finished(s));
-    await sandbox.waitForNoPods(ns, s.jobName, 60_000);
+    await suite.sandbox.waitForNoPods(suite.ns, s.jobName, 60_000);
     expect(readFileSync(file, "utf8")).toBe(`teardown of ${s.task.task_id} in /workspace\n`);
   }, TEST_TIMEOUT_MS);
 
@@ -281,9 +265,9 @@ describe.skipIf(!REAL_NODE_ENABLED)("tasks on the real node", () => {
     const s = await create(w, "ignore-term");
     await whenRunning(s);
     const t0 = performance.now();
-    await dispatch.cancel(s.task.task_id);
+    await suite.dispatch.cancel(s.task.task_id);
     expectCancelledOnce(await finished(s));
-    await sandbox.waitForNoPods(ns, s.jobName, 60_000);
+    await suite.sandbox.waitForNoPods(suite.ns, s.jobName, 60_000);
     const seconds = (performance.now() - t0) / 1000;
     console.log(`ignore-term task: pod gone ${seconds.toFixed(1)} s after the cancellation (grace ${grace} s)`);
     // SIGTERM was ignored, so the kill came at the end of the grace period, not before...
@@ -297,7 +281,7 @@ describe.skipIf(!REAL_NODE_ENABLED)("tasks on the real node", () => {
     const ran = await runTask(w, "sleep-600");
     expectFailure(ran, "active_deadline", null);
     expect(ran.task.message).toContain("active deadline of 4s");
-    await sandbox.waitForNoPods(ns, ran.jobName, 60_000);
+    await suite.sandbox.waitForNoPods(suite.ns, ran.jobName, 60_000);
   }, TEST_TIMEOUT_MS);
 
   test("an image that was never built → image_pull from a real ErrImagePull (no registry is reachable)", async () => {

@@ -4,49 +4,24 @@
 // (each result reported exactly once), and the start-up refusals (API server unreachable: exit
 // 3; a reserved worker id: exit 2). The sandbox's real control plane, the local dispatch
 // server and the compiled worker, running as a ServiceAccount with exactly the chart's Role.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPORTED_OUTCOME_ANNOTATION, taskJobName } from "../../src/core/naming.ts";
-import { startDispatchServer, waitFor, type DispatchServer, type TaskRecord } from "../support/dispatch.ts";
-import {
-  type KubeJob,
-  type WorkerProcess,
-  type WorkerSandbox,
-  expectSingleTerminalEvent,
-  isTerminalState,
-  openWorkerSandbox,
-  startWorker,
-  stopWorkers,
-  terminalEvents,
-} from "../support/worker.ts";
+import { waitFor, type TaskRecord } from "../support/dispatch.ts";
+import { type KubeJob, type WorkerProcess, expectSingleTerminalEvent, isTerminalState, startWorker, terminalEvents, workerSuite } from "../support/worker.ts";
 
-let sandbox: WorkerSandbox;
-let dispatch: DispatchServer;
-let ns: string;
-const workers: WorkerProcess[] = [];
+const suite = workerSuite("run-lifecycle");
 const RUN = crypto.randomUUID().slice(0, 6);
 /** Per test: generous, because a timed-out test makes bun kill every child process of the file. */
 const TEST_TIMEOUT_MS = 90_000;
 
-beforeAll(async () => {
-  sandbox = await openWorkerSandbox();
-  ns = await sandbox.workerNamespace("run-lifecycle");
-  dispatch = await startDispatchServer();
-}, 40 * 60_000);
-
-afterAll(async () => {
-  await stopWorkers(workers);
-  await dispatch?.stop();
-  await sandbox?.cleanup();
-}, 30_000);
-
 const workerId = (name: string) => `e2e-life-${name}-${RUN}`;
 
 async function worker(name: string, config: Record<string, unknown> = {}, kubernetes: Record<string, unknown> = {}): Promise<WorkerProcess> {
-  const w = await startWorker({ workerId: workerId(name), kubeconfig: sandbox.kubeconfig(ns), namespace: ns, dispatch, config, kubernetes });
-  workers.push(w);
+  const w = await startWorker({ workerId: workerId(name), kubeconfig: suite.sandbox.kubeconfig(suite.ns), namespace: suite.ns, dispatch: suite.dispatch, config, kubernetes });
+  suite.workers.push(w);
   return w;
 }
 
@@ -56,20 +31,20 @@ interface Started {
 }
 
 async function create(w: WorkerProcess, image: string): Promise<Started> {
-  const task = await dispatch.createTask({ worker_id: w.workerId, docker_image: image });
+  const task = await suite.dispatch.createTask({ worker_id: w.workerId, docker_image: image });
   return { task, jobName: taskJobName(task.task_id, task.execution_id) };
 }
 
 /** Waits until the task is claimed and its pod's task container runs. */
 async function whenRunning(s: Started): Promise<string> {
-  await dispatch.waitForState(s.task.task_id, "claimed", { timeoutMs: 20_000 });
-  return sandbox.waitForPodState(ns, s.jobName, "the task container to run", (p) =>
+  await suite.dispatch.waitForState(s.task.task_id, "claimed", { timeoutMs: 20_000 });
+  return suite.sandbox.waitForPodState(suite.ns, s.jobName, "the task container to run", (p) =>
     p.status?.phase === "Running" && p.status.containerStatuses?.find((c) => c.name === "task")?.state?.running ? p.metadata.name : undefined,
   );
 }
 
 const finished = (s: Started, timeoutMs = 30_000) =>
-  dispatch.waitForTask(s.task.task_id, (t) => isTerminalState(t.state), { timeoutMs });
+  suite.dispatch.waitForTask(s.task.task_id, (t) => isTerminalState(t.state), { timeoutMs });
 
 const reportedOutcome = (job: KubeJob) => {
   const raw = job.metadata.annotations?.[REPORTED_OUTCOME_ANNOTATION];
@@ -92,10 +67,10 @@ describe("cancellation", () => {
     const w = await worker("cancel-on");
     const s = await create(w, "x:sleep-60");
     const pod = await whenRunning(s);
-    await dispatch.cancel(s.task.task_id);
+    await suite.dispatch.cancel(s.task.task_id);
     expectCancelled(await finished(s));
-    await sandbox.waitForNoPods(ns, s.jobName, 20_000);
-    await sandbox.waitForNoJob(ns, s.jobName, 20_000);
+    await suite.sandbox.waitForNoPods(suite.ns, s.jobName, 20_000);
+    await suite.sandbox.waitForNoJob(suite.ns, s.jobName, 20_000);
     expect(pod).toStartWith(s.jobName.slice(0, 50));
   }, TEST_TIMEOUT_MS);
 
@@ -103,10 +78,10 @@ describe("cancellation", () => {
     const w = await worker("cancel-off", { cleanup: false });
     const s = await create(w, "x:sleep-60");
     await whenRunning(s);
-    await dispatch.cancel(s.task.task_id);
+    await suite.dispatch.cancel(s.task.task_id);
     expectCancelled(await finished(s));
-    await sandbox.waitForNoPods(ns, s.jobName, 20_000);
-    const job = await sandbox.getJob(ns, s.jobName);
+    await suite.sandbox.waitForNoPods(suite.ns, s.jobName, 20_000);
+    const job = await suite.sandbox.getJob(suite.ns, s.jobName);
     expect(job).toBeDefined();
     expect(job!.metadata.deletionTimestamp).toBeUndefined();
     expect(job!.spec.suspend).toBe(true);
@@ -121,8 +96,8 @@ describe("cleanup rules", () => {
     const [ok, bad] = await Promise.all([create(w, "busybox:1.36"), create(w, "x:exit-2")]);
     const [okDone, badDone] = await Promise.all([finished(ok), finished(bad)]);
     expect([okDone.state, badDone.state, badDone.exit_code]).toEqual(["succeeded", "failed", 2]);
-    await sandbox.waitForNoJob(ns, ok.jobName, 10_000);
-    const kept = await sandbox.waitForJob(ns, bad.jobName, "marked as reported", (j) => (reportedOutcome(j) ? j : undefined));
+    await suite.sandbox.waitForNoJob(suite.ns, ok.jobName, 10_000);
+    const kept = await suite.sandbox.waitForJob(suite.ns, bad.jobName, "marked as reported", (j) => (reportedOutcome(j) ? j : undefined));
     expect(kept.metadata.deletionTimestamp).toBeUndefined();
     expect(kept.spec.ttlSecondsAfterFinished).toBe(600);
     expect(reportedOutcome(kept)).toMatchObject({ result: "failed", reason: "container_exit", exitCode: 2 });
@@ -138,15 +113,15 @@ describe("cleanup rules", () => {
       [ok, "succeeded"],
       [bad, "failed"],
     ] as const) {
-      const job = await sandbox.waitForJob(ns, s.jobName, "marked as reported", (j) => (reportedOutcome(j) ? j : undefined));
+      const job = await suite.sandbox.waitForJob(suite.ns, s.jobName, "marked as reported", (j) => (reportedOutcome(j) ? j : undefined));
       expect(reportedOutcome(job)).toMatchObject({ result });
       expect(job.metadata.deletionTimestamp).toBeUndefined();
       expect(job.spec.ttlSecondsAfterFinished).toBeUndefined();
       expect(job.spec.suspend).not.toBe(true);
     }
-    const okJob = await sandbox.waitForJob(ns, ok.jobName, "Complete", (j) => (conditionTrue(j, "Complete") ? j : undefined));
+    const okJob = await suite.sandbox.waitForJob(suite.ns, ok.jobName, "Complete", (j) => (conditionTrue(j, "Complete") ? j : undefined));
     expect(okJob.spec.ttlSecondsAfterFinished).toBeUndefined();
-    expect(await sandbox.podsOf(ns, ok.jobName)).toHaveLength(1);
+    expect(await suite.sandbox.podsOf(suite.ns, ok.jobName)).toHaveLength(1);
   }, TEST_TIMEOUT_MS);
 });
 
@@ -154,10 +129,10 @@ describe("concurrency limit", () => {
   test("max_concurrent_tasks 1: a second task is rejected naming the limit, then runs once the first is done", async () => {
     const w = await worker("limit", { max_concurrent_tasks: 1 });
     const first = await create(w, "x:sleep-3");
-    await dispatch.waitForState(first.task.task_id, "claimed", { timeoutMs: 20_000 });
+    await suite.dispatch.waitForState(first.task.task_id, "claimed", { timeoutMs: 20_000 });
     const second = await create(w, "busybox:1.36");
     const secondDone = await finished(second, 60_000);
-    const firstDone = await dispatch.getTask(first.task.task_id);
+    const firstDone = await suite.dispatch.getTask(first.task.task_id);
     expect(firstDone.state).toBe("succeeded");
     expect(secondDone.state).toBe("succeeded");
     expectSingleTerminalEvent(secondDone, "task_completed");
@@ -187,19 +162,19 @@ describe("shutdown and the Oz connection", () => {
     expect(code).toBe(0);
     expect(elapsed).toBeLessThan(10_000);
     // A close handshake (1000), not a dropped connection.
-    await waitFor("the server to see the close", () => (dispatch.logs().includes(`worker ${w.workerId} disconnected (code 1000`) ? true : undefined), { timeoutMs: 5_000 });
-    expect((await dispatch.workers()).map((x) => x.worker_id)).not.toContain(w.workerId);
+    await waitFor("the server to see the close", () => (suite.dispatch.logs().includes(`worker ${w.workerId} disconnected (code 1000`) ? true : undefined), { timeoutMs: 5_000 });
+    expect((await suite.dispatch.workers()).map((x) => x.worker_id)).not.toContain(w.workerId);
     // Nothing was reported for the task: it keeps running, for the next worker to re-adopt.
-    const task = await dispatch.getTask(s.task.task_id);
+    const task = await suite.dispatch.getTask(s.task.task_id);
     expect(task.state).toBe("claimed");
     expect(terminalEvents(task)).toEqual([]);
-    const job = await sandbox.getJob(ns, s.jobName);
+    const job = await suite.sandbox.getJob(suite.ns, s.jobName);
     expect(job).toBeDefined();
     expect(job!.metadata.deletionTimestamp).toBeUndefined();
     expect(job!.spec.suspend).not.toBe(true);
     expect(reportedOutcome(job!)).toBeUndefined();
     expect(job!.status?.active).toBe(1);
-    const pods = await sandbox.podsOf(ns, s.jobName);
+    const pods = await suite.sandbox.podsOf(suite.ns, s.jobName);
     expect(pods.map((p) => [p.metadata.name, p.status?.phase, p.metadata.deletionTimestamp])).toEqual([[pod, "Running", undefined]]);
     expect(w.lines.some((l) => l.msg === "stopped")).toBe(true);
   }, TEST_TIMEOUT_MS);
@@ -208,13 +183,13 @@ describe("shutdown and the Oz connection", () => {
     const w = await worker("disconnect");
     const s = await create(w, "x:sleep-4");
     await whenRunning(s);
-    const before = (await dispatch.workers()).find((x) => x.worker_id === w.workerId)!;
-    await dispatch.disconnect(w.workerId);
-    await dispatch.waitForWorkers((ws) => ws.some((x) => x.worker_id === w.workerId && x.connected_at !== before.connected_at), { timeoutMs: 20_000 });
+    const before = (await suite.dispatch.workers()).find((x) => x.worker_id === w.workerId)!;
+    await suite.dispatch.disconnect(w.workerId);
+    await suite.dispatch.waitForWorkers((ws) => ws.some((x) => x.worker_id === w.workerId && x.connected_at !== before.connected_at), { timeoutMs: 20_000 });
     expect((await finished(s)).state).toBe("succeeded");
     // A graceful stop flushes everything still queued: any duplicate would be recorded by now.
     expect(await w.stop("SIGTERM")).toBe(0);
-    const task = await dispatch.getTask(s.task.task_id);
+    const task = await suite.dispatch.getTask(s.task.task_id);
     expectSingleTerminalEvent(task, "task_completed");
     expect(w.lines.some((l) => l.msg.startsWith("disconnected from Oz"))).toBe(true);
   }, TEST_TIMEOUT_MS);
@@ -223,52 +198,52 @@ describe("shutdown and the Oz connection", () => {
     const w = await worker("outage");
     const s = await create(w, "x:sleep-2");
     await whenRunning(s);
-    await dispatch.pause();
+    await suite.dispatch.pause();
     let resumedAt = 0;
     try {
       // The outcome is decided while nobody can hear it …
       await w.waitForLog("the task to succeed during the outage", (l) => l.msg === "task succeeded" && l.task_id === s.task.task_id, 30_000);
       // … and until it is delivered the Job is neither marked nor deleted.
-      const job = await sandbox.getJob(ns, s.jobName);
+      const job = await suite.sandbox.getJob(suite.ns, s.jobName);
       expect(job).toBeDefined();
       expect(reportedOutcome(job!)).toBeUndefined();
     } finally {
       resumedAt = Date.now();
-      await dispatch.resume();
+      await suite.dispatch.resume();
     }
     const done = await finished(s, 30_000);
     expect(done.state).toBe("succeeded");
     expect(Date.parse(terminalEvents(done)[0]!.at)).toBeGreaterThanOrEqual(resumedAt);
-    await sandbox.waitForNoJob(ns, s.jobName, 10_000);
+    await suite.sandbox.waitForNoJob(suite.ns, s.jobName, 10_000);
     expect(await w.stop("SIGTERM")).toBe(0);
-    expectSingleTerminalEvent(await dispatch.getTask(s.task.task_id), "task_completed");
+    expectSingleTerminalEvent(await suite.dispatch.getTask(s.task.task_id), "task_completed");
   }, TEST_TIMEOUT_MS);
 });
 
 describe("start-up refusals", () => {
   test("the API server unreachable: exit 3, naming the kubeconfig source and the server", async () => {
     const kubeconfig = join(tmpdir(), `oz-e2e-unreachable-${RUN}.kubeconfig`);
-    const original = readFileSync(sandbox.kubeconfig(ns), "utf8");
+    const original = readFileSync(suite.sandbox.kubeconfig(suite.ns), "utf8");
     const pointed = original.replace(/server: \S+/, "server: https://127.0.0.1:1");
     expect(pointed).not.toBe(original);
     writeFileSync(kubeconfig, pointed);
-    const w = await startWorker({ workerId: workerId("unreachable"), kubeconfig, namespace: ns, dispatch }, { waitConnected: false });
-    workers.push(w);
+    const w = await startWorker({ workerId: workerId("unreachable"), kubeconfig, namespace: suite.ns, dispatch: suite.dispatch }, { waitConnected: false });
+    suite.workers.push(w);
     const code = await w.exited;
     expect(code).toBe(3);
     const error = w.lines.find((l) => l.level === "error");
     expect(error?.msg).toContain("https://127.0.0.1:1");
     expect(error?.msg).toContain(`explicit file ${kubeconfig}`);
     expect(error).toMatchObject({ server: "https://127.0.0.1:1", kubeconfig: `explicit file ${kubeconfig}` });
-    expect((await dispatch.workers()).map((x) => x.worker_id)).not.toContain(w.workerId);
+    expect((await suite.dispatch.workers()).map((x) => x.worker_id)).not.toContain(w.workerId);
   }, TEST_TIMEOUT_MS);
 
   test("a worker id beginning with warp is refused at start: exit 2", async () => {
-    const w = await startWorker({ workerId: "warp-foo", kubeconfig: sandbox.kubeconfig(ns), namespace: ns, dispatch }, { waitConnected: false });
-    workers.push(w);
+    const w = await startWorker({ workerId: "warp-foo", kubeconfig: suite.sandbox.kubeconfig(suite.ns), namespace: suite.ns, dispatch: suite.dispatch }, { waitConnected: false });
+    suite.workers.push(w);
     expect(await w.exited).toBe(2);
     expect(w.output).toContain("reserved");
     expect(w.output).toContain("warp-foo");
-    expect((await dispatch.workers()).map((x) => x.worker_id)).not.toContain("warp-foo");
+    expect((await suite.dispatch.workers()).map((x) => x.worker_id)).not.toContain("warp-foo");
   }, TEST_TIMEOUT_MS);
 });

@@ -6,56 +6,29 @@
 // succeeded Job deleted at once, a failed one kept for its TTL with the reported-outcome
 // annotation, a failed still-active Job's pods stopped), and the failed container's log in
 // the worker log.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { REPORTED_OUTCOME_ANNOTATION, taskJobName } from "../../src/core/naming.ts";
 import { DEFAULT_TTL_SECONDS_AFTER_FINISHED } from "../../src/config/schema.ts";
-import { startDispatchServer, type DispatchServer, type TaskRecord } from "../support/dispatch.ts";
-import {
-  type KubeJob,
-  type KubePod,
-  type WorkerProcess,
-  type WorkerSandbox,
-  expectSingleTerminalEvent,
-  failedLogLine,
-  isTerminalState,
-  openWorkerSandbox,
-  startWorker,
-  stopWorkers,
-} from "../support/worker.ts";
+import type { TaskRecord } from "../support/dispatch.ts";
+import { type KubeJob, type KubePod, type WorkerProcess, expectSingleTerminalEvent, failedLogLine, isTerminalState, startWorker, workerSuite } from "../support/worker.ts";
 
-let sandbox: WorkerSandbox;
-let dispatch: DispatchServer;
-let ns: string;
-const workers: WorkerProcess[] = [];
+// A pod that never starts lives about a second once the worker stops it: watched, not polled.
+const suite = workerSuite("run-outcomes", { notePods: true });
 const RUN = crypto.randomUUID().slice(0, 6);
 /** Per test: generous, because a timed-out test makes bun kill every child process of the file. */
 const TEST_TIMEOUT_MS = 90_000;
-
-beforeAll(async () => {
-  sandbox = await openWorkerSandbox();
-  ns = await sandbox.workerNamespace("run-outcomes");
-  // A pod that never starts lives about a second once the worker stops it: watched, not polled.
-  await sandbox.notePods(ns);
-  dispatch = await startDispatchServer();
-}, 40 * 60_000);
-
-afterAll(async () => {
-  await stopWorkers(workers);
-  await dispatch?.stop();
-  await sandbox?.cleanup();
-}, 30_000);
 
 /** Starts a worker in the test namespace (least-privilege kubeconfig) with extra config. */
 async function worker(name: string, kubernetes: Record<string, unknown> = {}, config: Record<string, unknown> = {}): Promise<WorkerProcess> {
   const w = await startWorker({
     workerId: `e2e-out-${name}-${RUN}`,
-    kubeconfig: sandbox.kubeconfig(ns),
-    namespace: ns,
-    dispatch,
+    kubeconfig: suite.sandbox.kubeconfig(suite.ns),
+    namespace: suite.ns,
+    dispatch: suite.dispatch,
     kubernetes,
     config,
   });
-  workers.push(w);
+  suite.workers.push(w);
   return w;
 }
 
@@ -68,10 +41,10 @@ interface Ran {
 
 /** Creates a task for the worker, notes its pod as soon as one exists, waits for the report. */
 async function run(w: WorkerProcess, body: Record<string, unknown>, timeoutMs = 30_000): Promise<Ran> {
-  const created = await dispatch.createTask({ worker_id: w.workerId, ...body });
+  const created = await suite.dispatch.createTask({ worker_id: w.workerId, ...body });
   const jobName = taskJobName(created.task_id, created.execution_id);
-  const pod = sandbox.waitForPod(ns, jobName, timeoutMs);
-  const task = await dispatch.waitForTask(created.task_id, (t) => isTerminalState(t.state), { timeoutMs });
+  const pod = suite.sandbox.waitForPod(suite.ns, jobName, timeoutMs);
+  const task = await suite.dispatch.waitForTask(created.task_id, (t) => isTerminalState(t.state), { timeoutMs });
   return { task, jobName, pod: await pod };
 }
 
@@ -84,14 +57,14 @@ function expectFailure(ran: Ran, reason: string, exitCode: number | null, contai
     exit_code: exitCode,
   });
   expect(task.message).toContain(`pod ${pod.metadata.name}`);
-  expect(task.message).toContain(`namespace ${ns}`);
+  expect(task.message).toContain(`namespace ${suite.ns}`);
   if (container) expect(task.message).toContain(`container ${container}`);
   expectSingleTerminalEvent(task, "task_failed");
 }
 
 /** A failed task's Job stays for its TTL, marked with the outcome that was reported. */
 async function expectFailedJobKept(ran: Ran, reason: string, exitCode?: number): Promise<KubeJob> {
-  const job = await sandbox.waitForJob(ns, ran.jobName, "the reported-outcome annotation", (j) =>
+  const job = await suite.sandbox.waitForJob(suite.ns, ran.jobName, "the reported-outcome annotation", (j) =>
     j.metadata.annotations?.[REPORTED_OUTCOME_ANNOTATION] ? j : undefined,
   );
   expect(job.metadata.deletionTimestamp).toBeUndefined();
@@ -107,10 +80,10 @@ async function expectFailedJobKept(ran: Ran, reason: string, exitCode?: number):
  * deletes its pod; the Job itself stays for its TTL.
  */
 async function expectPodsStopped(ran: Ran): Promise<void> {
-  const job = await sandbox.waitForJob(ns, ran.jobName, "the Job to be Failed", (j) => (conditionTrue(j, "Failed") ? j : undefined), 30_000);
+  const job = await suite.sandbox.waitForJob(suite.ns, ran.jobName, "the Job to be Failed", (j) => (conditionTrue(j, "Failed") ? j : undefined), 30_000);
   expect(job.status?.conditions?.find((c) => c.type === "Failed")?.reason).toBe("DeadlineExceeded");
-  await sandbox.waitForNoPods(ns, ran.jobName, 30_000);
-  expect(await sandbox.getJob(ns, ran.jobName)).toBeDefined();
+  await suite.sandbox.waitForNoPods(suite.ns, ran.jobName, 30_000);
+  expect(await suite.sandbox.getJob(suite.ns, ran.jobName)).toBeDefined();
 }
 
 function conditionTrue(job: KubeJob, type: string): boolean {
@@ -128,13 +101,13 @@ describe("oz-worker run: task outcomes", () => {
     expect(ran.task.state).toBe("succeeded");
     expect(ran.task.failure_reason).toBeNull();
     expect(ran.task.message).toContain(`Job ${ran.jobName}`);
-    expect(ran.task.message).toContain(`namespace ${ns}`);
+    expect(ran.task.message).toContain(`namespace ${suite.ns}`);
     expectSingleTerminalEvent(ran.task, "task_completed");
     // Cleanup on: deleted right after the report (a TTL would take 24 h).
     const reportedAt = Date.parse(ran.task.updated_at);
-    await sandbox.waitForNoJob(ns, ran.jobName, 10_000);
+    await suite.sandbox.waitForNoJob(suite.ns, ran.jobName, 10_000);
     expect(Date.now() - reportedAt).toBeLessThan(10_000);
-    await sandbox.waitForNoPods(ns, ran.jobName, 30_000);
+    await suite.sandbox.waitForNoPods(suite.ns, ran.jobName, 30_000);
   }, TEST_TIMEOUT_MS);
 
   test("x:exit-3 → container_exit, exit code 3; the Job is kept; the container log reaches the worker log", async () => {
@@ -144,10 +117,10 @@ describe("oz-worker run: task outcomes", () => {
     // The Job ends Failed by itself (backoffLimit 0) and keeps its pod for inspection.
     // The pod had ended, so the worker left the Job alone: no deadline patched onto it, and the
     // Job controller's own reason stays (not a DeadlineExceeded the worker caused).
-    const job = await sandbox.waitForJob(ns, ran.jobName, "the Job to be Failed", (j) => (conditionTrue(j, "Failed") ? j : undefined));
+    const job = await suite.sandbox.waitForJob(suite.ns, ran.jobName, "the Job to be Failed", (j) => (conditionTrue(j, "Failed") ? j : undefined));
     expect(job.spec.activeDeadlineSeconds).toBeUndefined();
     expect(job.status?.conditions?.find((c) => c.type === "Failed")?.reason).toBe("BackoffLimitExceeded");
-    expect((await sandbox.podsOf(ns, ran.jobName)).map((p) => p.metadata.name)).toEqual([ran.pod.metadata.name]);
+    expect((await suite.sandbox.podsOf(suite.ns, ran.jobName)).map((p) => p.metadata.name)).toEqual([ran.pod.metadata.name]);
     await base.waitForLog("the failed container's log", failedLogLine(ran.task.task_id, ran.pod.metadata.name, "task", "x:exit-3"));
   }, TEST_TIMEOUT_MS);
 
@@ -207,7 +180,7 @@ describe("oz-worker run: outcomes that depend on the worker's config", () => {
     expect(ran.task.message).toContain("active deadline of 2s");
     const job = await expectFailedJobKept(ran, "active_deadline");
     expect(job.spec.activeDeadlineSeconds).toBe(2);
-    await sandbox.waitForNoPods(ns, ran.jobName, 30_000);
+    await suite.sandbox.waitForNoPods(suite.ns, ran.jobName, 30_000);
   }, TEST_TIMEOUT_MS);
 
   test("a failing setup_command: the `setup` init container (on the task image) fails → init_container", async () => {
@@ -224,7 +197,7 @@ describe("oz-worker run: outcomes that depend on the worker's config", () => {
     expectFailure(ran, "init_container", 1, "setup");
     expect(ran.task.message).toContain("setup_command");
     await expectFailedJobKept(ran, "init_container", 1);
-    const [pod] = await sandbox.podsOf(ns, ran.jobName);
+    const [pod] = await suite.sandbox.podsOf(suite.ns, ran.jobName);
     const init = pod!.spec.initContainers ?? [];
     expect(init.map((c) => c.name)).toEqual(["copy-sidecar-0", "setup"]);
     expect(init[1]).toMatchObject({ image: "x:exit-1", command: ["/bin/sh", "-c", "exit 1"] });
@@ -247,7 +220,7 @@ describe("oz-worker run: outcomes that depend on the worker's config", () => {
     const ran = await run(w, { docker_image: "busybox:1.36" });
     expect(ran.task.state).toBe("succeeded");
     expectSingleTerminalEvent(ran.task, "task_completed");
-    const pod = await sandbox.waitForPodState(ns, ran.jobName, "the sidecar to end with 143", (p) => {
+    const pod = await suite.sandbox.waitForPodState(suite.ns, ran.jobName, "the sidecar to end with 143", (p) => {
       const s = p.status?.initContainerStatuses?.find((c) => c.name === "log-shipper");
       return s?.state?.terminated ? s.state.terminated : undefined;
     });

@@ -8,30 +8,15 @@
 // people the background can still move, so the worker's share is read four ways (during −
 // before; across stopping it with the 200 running; across a new worker with the same id
 // re-adopting them; across stopping that one) and the value most of them agree on counts.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { shortHash, WORKER_HASH_LABEL } from "../../src/core/naming.ts";
-import { startDispatchServer, waitFor, type DispatchServer } from "../support/dispatch.ts";
-import { type KubePod, type WorkerProcess, type WorkerSandbox, openWorkerSandbox, startWorker, stopWorkers } from "../support/worker.ts";
+import { waitFor } from "../support/dispatch.ts";
+import { type KubePod, startWorker, workerSuite } from "../support/worker.ts";
 
 const TASKS = 200;
 const IMAGE = "x:sleep-20";
 
-let sandbox: WorkerSandbox;
-let dispatch: DispatchServer;
-let ns: string;
-const workers: WorkerProcess[] = [];
-
-beforeAll(async () => {
-  sandbox = await openWorkerSandbox();
-  ns = await sandbox.workerNamespace("run-scale");
-  dispatch = await startDispatchServer();
-}, 40 * 60_000);
-
-afterAll(async () => {
-  await stopWorkers(workers);
-  await dispatch?.stop();
-  await sandbox?.cleanup();
-}, 30_000);
+const suite = workerSuite("run-scale");
 
 interface WatchGauge {
   jobs: number;
@@ -40,7 +25,7 @@ interface WatchGauge {
 
 /** apiserver_longrunning_requests{verb="WATCH", scope="namespace"} for jobs and pods, from the API server itself. */
 async function namespacedWatches(): Promise<WatchGauge> {
-  const res = await sandbox.admin.fetch("/metrics");
+  const res = await suite.sandbox.admin.fetch("/metrics");
   const text = await res.text();
   if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}: ${text.slice(0, 200)}`);
   const read = (resource: string) =>
@@ -96,8 +81,8 @@ test(`${TASKS} tasks running at once: the worker holds at most 2 watch connectio
   const phase = (what: string) => console.log(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${what}`);
   const workerId = `e2e-scale-${crypto.randomUUID().slice(0, 6)}`;
   const start = async () => {
-    const w = await startWorker({ workerId, kubeconfig: sandbox.kubeconfig(ns), namespace: ns, dispatch, config: { max_concurrent_tasks: 0 } });
-    workers.push(w);
+    const w = await startWorker({ workerId, kubeconfig: suite.sandbox.kubeconfig(suite.ns), namespace: suite.ns, dispatch: suite.dispatch, config: { max_concurrent_tasks: 0 } });
+    suite.workers.push(w);
     return w;
   };
   const before = await namespacedWatches();
@@ -106,7 +91,7 @@ test(`${TASKS} tasks running at once: the worker holds at most 2 watch connectio
   const created: string[] = [];
   for (let i = 0; i < TASKS; i += 50) {
     const batch = await Promise.all(
-      Array.from({ length: Math.min(50, TASKS - i) }, () => dispatch.createTask({ worker_id: workerId, docker_image: IMAGE })),
+      Array.from({ length: Math.min(50, TASKS - i) }, () => suite.dispatch.createTask({ worker_id: workerId, docker_image: IMAGE })),
     );
     created.push(...batch.map((t) => t.task_id));
   }
@@ -118,13 +103,13 @@ test(`${TASKS} tasks running at once: the worker holds at most 2 watch connectio
   await waitFor(
     `${TASKS} task pods running at once`,
     async () => {
-      const list = await sandbox.getJson<{ items: KubePod[] }>(`/api/v1/namespaces/${ns}/pods?labelSelector=${selector}`);
+      const list = await suite.sandbox.getJson<{ items: KubePod[] }>(`/api/v1/namespaces/${suite.ns}/pods?labelSelector=${selector}`);
       running = (list?.items ?? []).filter((p) => p.status?.phase === "Running").length;
       return running === TASKS ? true : undefined;
     },
     { timeoutMs: 60_000, intervalMs: 500, detail: () => `${running} running` },
   );
-  expect((await dispatch.listTasks()).filter((t) => t.state === "claimed").length).toBe(TASKS);
+  expect((await suite.dispatch.listTasks()).filter((t) => t.state === "claimed").length).toBe(TASKS);
   const createdAt = first.lines.filter((l) => l.msg === "Job created").map((l) => Date.parse(String(l.time)));
   phase(`${TASKS} pods running (the worker created the ${createdAt.length} Jobs within ${((Math.max(...createdAt) - Math.min(...createdAt)) / 1000).toFixed(1)} s)`);
 
@@ -147,7 +132,7 @@ test(`${TASKS} tasks running at once: the worker holds at most 2 watch connectio
   const tasks = await waitFor(
     `all ${TASKS} tasks to succeed`,
     async () => {
-      const all = (await dispatch.listTasks()).filter((t) => created.includes(t.task_id));
+      const all = (await suite.dispatch.listTasks()).filter((t) => created.includes(t.task_id));
       return all.every((t) => t.state === "succeeded") ? all : undefined;
     },
     { timeoutMs: 90_000, intervalMs: 500 },

@@ -6,12 +6,12 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { expect } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
 import { RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import YAML from "yaml";
 import { type KubeClient, loadKubeClient } from "../../src/kube/client.ts";
 import { REQUIRED_PERMISSIONS, roleRules } from "../../src/preflight/permissions.ts";
-import { type DispatchServer, type TaskRecord, waitFor } from "./dispatch.ts";
+import { type DispatchServer, startDispatchServer, type TaskRecord, waitFor } from "./dispatch.ts";
 import { ADMIN_KUBECONFIG, ensureSandbox, freshNamespace, type Namespace, serviceAccountKubeconfig, watchPath } from "./sandbox.ts";
 import { api } from "./kube-api.ts";
 
@@ -455,4 +455,54 @@ export class WorkerSandbox {
     for (const w of this.#watches.splice(0)) w.stop();
     await Promise.allSettled(this.#namespaces.splice(0).map((ns) => ns.cleanup()));
   }
+}
+
+/** What a test file of `oz-worker run` works with: set up once for the file (workerSuite). */
+export interface WorkerSuite {
+  readonly sandbox: WorkerSandbox;
+  /** The file's namespace, where its workers run with exactly the chart's Role. */
+  readonly ns: string;
+  readonly dispatch: DispatchServer;
+  /** Workers the file started: stopped in afterAll (push every one). */
+  readonly workers: WorkerProcess[];
+}
+
+/**
+ * Registers the file's beforeAll (the worker sandbox, a namespace named after `name`, its pods
+ * noted when `notePods`, a dispatch server) and afterAll (its workers stopped, then the dispatch
+ * server and the sandbox). The fields may be read once beforeAll has run.
+ */
+export function workerSuite(name: string, options: { notePods?: boolean; enabled?: boolean; setupTimeoutMs?: number } = {}): WorkerSuite {
+  let sandbox: WorkerSandbox | undefined;
+  let ns: string | undefined;
+  let dispatch: DispatchServer | undefined;
+  const workers: WorkerProcess[] = [];
+  const ready = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`workerSuite(${name}): ${what} is read before beforeAll set it up`);
+    return value;
+  };
+  beforeAll(async () => {
+    if (options.enabled === false) return;
+    sandbox = await openWorkerSandbox();
+    ns = await sandbox.workerNamespace(name);
+    if (options.notePods) await sandbox.notePods(ns);
+    dispatch = await startDispatchServer();
+  }, options.setupTimeoutMs ?? 40 * 60_000);
+  afterAll(async () => {
+    await stopWorkers(workers);
+    await dispatch?.stop();
+    await sandbox?.cleanup();
+  }, 30_000);
+  return {
+    get sandbox() {
+      return ready(sandbox, "the sandbox");
+    },
+    get ns() {
+      return ready(ns, "the namespace");
+    },
+    get dispatch() {
+      return ready(dispatch, "the dispatch server");
+    },
+    workers,
+  };
 }
