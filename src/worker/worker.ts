@@ -18,6 +18,7 @@ import type { ReconnectLabel } from "../telemetry/metric-contract.ts";
 import { createMetrics } from "../telemetry/metrics.ts";
 import { TaskLoop } from "./task-loop.ts";
 import { describeError } from "../util/errors.ts";
+import { collectGarbage, releaseExecutablePages, releaseFreeMemory } from "../runtime.ts";
 
 export interface WorkerOptions {
   config: WorkerConfig;
@@ -176,6 +177,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
   });
   const tasks = loop;
 
+  let startupMemoryReleased = false;
   conn = connection = new OzConnection({
     url: config.webSocketUrl,
     apiKey: config.apiKey ?? "",
@@ -184,8 +186,13 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     onMessage: (type, data) => dispatch(type, data),
     onConnectedChange: (connected) => {
       metrics.setConnected(connected);
-      if (connected) logger.info("Connected to Oz. Listening for tasks", { url: redactQuery(config.webSocketUrl) });
-      else logger.warn("disconnected from Oz; reconnecting (results are queued meanwhile)");
+      if (connected) {
+        logger.info("Connected to Oz. Listening for tasks", { url: redactQuery(config.webSocketUrl) });
+        if (!startupMemoryReleased) {
+          startupMemoryReleased = true;
+          releaseStartupMemory(logger);
+        }
+      } else logger.warn("disconnected from Oz; reconnecting (results are queued meanwhile)");
     },
     onReconnect: (reason) => metrics.websocketReconnect(RECONNECT_LABEL[reason]),
   });
@@ -279,3 +286,19 @@ function redactQuery(url: string): string {
   return i < 0 ? url : url.slice(0, i);
 }
 
+
+/**
+ * Once, when the worker first reaches Oz: what starting up left behind goes back to the system
+ * (the garbage of loading, preflight and the first list, then the executable's pages that
+ * only startup ran; runtime.ts says how), so the resident set is the running worker's.
+ */
+function releaseStartupMemory(logger: Logger): void {
+  const timer = setTimeout(() => {
+    collectGarbage();
+    releaseFreeMemory();
+    void releaseExecutablePages().then((bytes) => {
+      if (bytes !== undefined) logger.debug("released the executable's startup pages", { released_mb: Math.round(bytes / 104857.6) / 10 });
+    });
+  }, 0);
+  (timer as { unref?: () => void }).unref?.();
+}
