@@ -251,19 +251,36 @@ function deepFreeze(v: Json): Json {
  * A reported Job nobody watches any more: what re-adoption after a restart still reads (name,
  * the task-id and reported-outcome annotations, Complete/suspend for the cleanup of a reported
  * Job, deletion) and what the cache needs (resourceVersion, execution hash). Its Secret
- * reference, messages, creation time and the execution id go. With 10,000 kept Jobs every
- * string counts: about 60 bytes each.
+ * reference, messages, creation time and the execution id go, and of the reported outcome only
+ * its result stays. With 10,000 kept Jobs every string counts: about 60 bytes each.
  */
 export function reportedJobStub(job: V1Job): V1Job {
   const m = job.metadata ?? {};
   const ann = m.annotations ?? {};
   const metadata: Json = pick(m as Json, ["name", "namespace", "resourceVersion", "deletionTimestamp", "labels"]) ?? {};
-  metadata.annotations = pick(ann, [TASK_ID_ANNOTATION, REPORTED_OUTCOME_ANNOTATION]);
+  const kept = pick(ann, [TASK_ID_ANNOTATION, REPORTED_OUTCOME_ANNOTATION]);
+  if (kept && typeof kept[REPORTED_OUTCOME_ANNOTATION] === "string") kept[REPORTED_OUTCOME_ANNOTATION] = reportedResult(kept[REPORTED_OUTCOME_ANNOTATION]);
+  metadata.annotations = kept;
   const out: Json = { metadata };
   if (job.spec?.suspend !== undefined) out.spec = shared({ suspend: job.spec.suspend });
   const conds = (job.status?.conditions ?? []).map((c) => ({ type: c.type, status: c.status }));
   if (conds.length) out.status = shared({ conditions: conds });
   return out as V1Job;
+}
+
+/**
+ * A reported-outcome annotation as a stub keeps it: `{"result":…}` alone, one string for every
+ * Job with that result (the time and details of the report are about 70 bytes a Job, and nothing
+ * reads them from the cache). A value of another shape is kept as it is.
+ */
+function reportedResult(value: string): string {
+  try {
+    const result = (JSON.parse(value) as { result?: unknown } | null)?.result;
+    if (typeof result === "string") return intern(JSON.stringify({ result })) ?? value;
+  } catch {
+    // not JSON: kept
+  }
+  return value;
 }
 
 /** A pod of a reported execution nobody watches: identity for the cache, and its phase. */

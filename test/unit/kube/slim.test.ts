@@ -10,7 +10,7 @@ import { ObjectSerializer } from "@kubernetes/client-node/dist/gen/models/Object
 import { isReported } from "../../../src/core/job-predicates.ts";
 import { decideOutcome, nextRecheckAt, podNeedsEvents } from "../../../src/core/outcome.ts";
 import { EXECUTION_HASH_LABEL, REPORTED_OUTCOME_ANNOTATION, TASK_ID_ANNOTATION } from "../../../src/core/naming.ts";
-import { referencedTaskSecret } from "../../../src/kube/jobs.ts";
+import { readReportedOutcome, referencedTaskSecret } from "../../../src/kube/jobs.ts";
 import { reportedJobStub, reportedPodStub, slimEvent, slimJob, slimPod, withoutManagedFields } from "../../../src/kube/slim.ts";
 import { isJobFinishing, podsStillRun } from "../../../src/core/job-predicates.ts";
 
@@ -194,6 +194,24 @@ describe("a reported execution nobody follows", () => {
     expect(stub.status?.conditions?.map((c) => `${c.type}=${c.status}`)).toEqual(job.status.conditions.map((c: Json) => `${c.type}=${c.status}`));
     expect(reportedJobStub(stub)).toEqual(stub);
     expect(JSON.stringify(stub).length).toBeLessThan(JSON.stringify(slim).length);
+  });
+
+  test("of the reported outcome the Job stub keeps the result, one string for all Jobs with it", () => {
+    const { job } = fixture("succeeded");
+    const stubOf = (value: string) => {
+      const raw = structuredClone(job);
+      raw.metadata.annotations[REPORTED_OUTCOME_ANNOTATION] = value;
+      return reportedJobStub(slimJob(raw));
+    };
+    const a = stubOf('{"result":"succeeded","reportedAt":"2026-12-06T09:37:48.466Z"}');
+    const b = stubOf('{"result":"succeeded","reportedAt":"2026-12-06T10:01:02.003Z"}');
+    expect(a.metadata?.annotations?.[REPORTED_OUTCOME_ANNOTATION]).toBe('{"result":"succeeded"}');
+    expect(readReportedOutcome(a)).toEqual({ result: "succeeded" });
+    expect(isReported(b)).toBe(true);
+    expect(stubOf('{"result":"failed","reason":"container_exit","exitCode":3}').metadata?.annotations?.[REPORTED_OUTCOME_ANNOTATION]).toBe('{"result":"failed"}');
+    // A value of another shape (an older worker's, a hand-written one) stays as it is.
+    expect(stubOf("true").metadata?.annotations?.[REPORTED_OUTCOME_ANNOTATION]).toBe("true");
+    expect(stubOf("not json").metadata?.annotations?.[REPORTED_OUTCOME_ANNOTATION]).toBe("not json");
   });
 
   test("the pod stub keeps identity and phase", () => {
