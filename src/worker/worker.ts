@@ -286,7 +286,6 @@ function redactQuery(url: string): string {
   return i < 0 ? url : url.slice(0, i);
 }
 
-
 /**
  * Once, when the worker first reaches Oz: what starting up left behind goes back to the system
  * (the garbage of loading, preflight and the first list, then the executable's pages that
