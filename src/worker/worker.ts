@@ -192,7 +192,8 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
           startupMemoryReleased = true;
           releaseStartupMemory(logger);
         }
-      } else logger.warn("disconnected from Oz; reconnecting (results are queued meanwhile)");
+      } else if (stopping.signal.aborted) logger.info("disconnected from Oz: the worker is stopping");
+      else logger.warn("disconnected from Oz; reconnecting (results are queued meanwhile)");
     },
     onReconnect: (reason) => metrics.websocketReconnect(RECONNECT_LABEL[reason]),
   });

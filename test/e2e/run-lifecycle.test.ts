@@ -177,6 +177,8 @@ describe("shutdown and the Oz connection", () => {
     const pods = await suite.sandbox.podsOf(suite.ns, s.jobName);
     expect(pods.map((p) => [p.metadata.name, p.status?.phase, p.metadata.deletionTimestamp])).toEqual([[pod, "Running", undefined]]);
     expect(w.lines.some((l) => l.msg === "stopped")).toBe(true);
+    // The close on the way out is no outage: no warning that it reconnects.
+    expect(w.lines.filter((l) => l.msg.startsWith("disconnected from Oz")).map((l) => `${l.level} ${l.msg}`)).toEqual(["info disconnected from Oz: the worker is stopping"]);
   }, TEST_TIMEOUT_MS);
 
   test("the server drops the socket mid-task: the worker reconnects and the result arrives exactly once", async () => {
