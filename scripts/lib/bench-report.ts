@@ -208,7 +208,13 @@ export const TARGETS = {
   rss: { label: "<= 70 MB", unit: " MB", check: (r: BenchResult) => atMost(r.worker_peak_rss_mb, 70) },
   keptRss: { label: "<= idle + 25 MB", unit: " MB", check: (r: BenchResult) => keptGrowth(r, (mb) => atMost(mb, 25)) },
   keptPair: { label: "<= 2 KB", unit: " KB", check: (r: BenchResult) => keptGrowth(r, (mb) => atMost(round((mb * 1024) / r.kept_jobs, 2), 2)) },
+  cpuPerTask: { label: "<= 2 ms", unit: " ms", check: (r: BenchResult) => atMost(cpuMsPerTask(r), 2) },
 } satisfies Record<string, Target>;
+
+/** The worker's CPU time per task, ms (the whole run's, startup included, over the tasks); null without it. */
+export function cpuMsPerTask(r: BenchResult): number | null {
+  return r.worker_cpu_seconds === null || r.tasks <= 0 ? null : round((r.worker_cpu_seconds * 1000) / r.tasks, 2);
+}
 
 /** What the kept Jobs cost: RSS after the sync above idle, MiB; null without both figures. */
 export function keptGrowthMb(r: BenchResult): number | null {
@@ -264,6 +270,7 @@ export function benchTable(result: BenchResult, details: BenchDetails, color = f
   }
   rows.push(
     ["worker CPU seconds", fmt(result.worker_cpu_seconds, 2), "", ""],
+    ["  per task, ms", fmt(cpuMsPerTask(result), 2), TARGETS.cpuPerTask.label, verdict(TARGETS.cpuPerTask, result, style)],
   );
   return renderTable(columns, rows);
 }

@@ -140,6 +140,9 @@ describe("computeBench", () => {
     expect(ok).toMatch(/worker peak RSS, MB\s+60\.0\s+<= 70 MB\s+pass/);
     expect(ok).toMatch(/worker idle RSS \(connected, no tasks\), MB\s+41\.3/);
     expect(ok).not.toMatch(/kept Jobs/);
+    expect(ok).toMatch(/worker CPU seconds\s+1\.23\n\s+per task, ms\s+307\.50\s+<= 2 ms\s+miss by 305\.5 ms/);
+    const lean = benchTable(...pair(input({ tasks: 400, workerCpuSeconds: 0.6 }))).map(stripAnsi).join("\n");
+    expect(lean).toMatch(/per task, ms\s+1\.50\s+<= 2 ms\s+pass/);
     const bad = benchTable(...pair(input({ peakWatchConnections: 5, peakApiserverConnections: 66, workerPeakRssMb: 90 }))).map(stripAnsi).join("\n");
     expect(bad).toMatch(/<= 4\s+miss by 62/);
     expect(bad).toMatch(/<= 2\s+miss by 3/);
