@@ -297,7 +297,7 @@ function releaseStartupMemory(logger: Logger): void {
     collectGarbage();
     releaseFreeMemory();
     void releaseExecutablePages().then((bytes) => {
-      if (bytes !== undefined) logger.debug("released the executable's startup pages", { released_mb: Math.round(bytes / 104857.6) / 10 });
+      if (bytes !== undefined) logger.debug("released the executable's startup pages", { released_mb: Math.round((bytes / 1048576) * 10) / 10 });
     });
   }, 0);
   (timer as { unref?: () => void }).unref?.();

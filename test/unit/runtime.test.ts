@@ -1,4 +1,5 @@
-// The runtime check the entry point runs before it loads anything else.
+// src/runtime.ts: the runtime check the entry point runs before it loads anything else, and
+// the release of the executable's startup pages.
 import { describe, expect, test } from "bun:test";
 import { chmodSync, closeSync, copyFileSync, fsyncSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
