@@ -282,7 +282,7 @@ export class TaskJobs {
     return this.request<V1Job>("PATCH", `${jobsPath(ns)}/${encodeURIComponent(name)}`, { verb: "patch", resource: "jobs", namespace: ns, name }, {
       body: patch,
       contentType: MERGE_PATCH,
-      ...(opts.discard ? { discard: true } : {}),
+      discard: opts.discard,
     });
   }
 }

@@ -120,7 +120,24 @@ export function withoutManagedFields(text: string): string {
 }
 
 const MANAGED_FIELDS = '"managedFields":[';
-const MANAGED_FIELDS_END = ']},"spec":{';
+const SPEC_AFTER_METADATA = '},"spec":{';
+const MANAGED_FIELDS_END = `]${SPEC_AFTER_METADATA}`;
+const DELETED_PREFIX = '{"type":"DELETED","object":{';
+
+/**
+ * A DELETED watch event up to the end of its object's metadata, closed: `{"type":"DELETED","object":
+ * {…,"metadata":{…}}}`. The metadata (first in the object, as the API server writes it) holds
+ * no structural `"spec"` key, so the first `},"spec":{` closes it. Undefined when it is not there.
+ */
+export function deletedMetadataText(line: string): string | undefined {
+  if (!line.startsWith(DELETED_PREFIX)) return undefined;
+  let end = line.indexOf(SPEC_AFTER_METADATA);
+  if (end < 0) return undefined;
+  // managedFields, last in the metadata, ends right there: left out too (as withoutManagedFields does).
+  const managed = line.lastIndexOf(`,${MANAGED_FIELDS}`, end);
+  if (managed > 0 && line.charCodeAt(end - 1) === 93 /* ] */) end = managed;
+  return `${line.slice(0, end)}}}}`;
+}
 
 /** A task Job: identity, the annotations re-adoption reads, suspend/deadline, the reference to its Secret, conditions. */
 export function slimJob(raw: unknown): V1Job {

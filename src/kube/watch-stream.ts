@@ -4,7 +4,7 @@
 // timeout (private) cuts quiet watches long before the API server's periodic bookmarks arrive.
 import { KubeApiError, responseError } from "./api-errors.ts";
 import type { KubeClient } from "./client.ts";
-import { withoutManagedFields } from "./slim.ts";
+import { deletedMetadataText, withoutManagedFields } from "./slim.ts";
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
 
@@ -176,26 +176,6 @@ export class LineSplitter {
     return line ? line : undefined;
   }
 }
-
-const DELETED_PREFIX = '{"type":"DELETED","object":{';
-const SPEC_AFTER_METADATA = '},"spec":{';
-
-/**
- * A DELETED event up to the end of its object's metadata, closed: `{"type":"DELETED","object":
- * {…,"metadata":{…}}}`. The metadata (first in the object, as the API server writes it) holds
- * no structural `"spec"` key, so the first `},"spec":{` closes it. Undefined when it is not there.
- */
-function deletedMetadataText(line: string): string | undefined {
-  if (!line.startsWith(DELETED_PREFIX)) return undefined;
-  let end = line.indexOf(SPEC_AFTER_METADATA);
-  if (end < 0) return undefined;
-  // managedFields, last in the metadata, ends right there: left out too (see withoutManagedFields).
-  const managed = line.lastIndexOf(MANAGED_FIELDS_KEY, end);
-  if (managed > 0 && line.charCodeAt(end - 1) === 93 /* ] */) end = managed;
-  return `${line.slice(0, end)}}}}`;
-}
-
-const MANAGED_FIELDS_KEY = ',"managedFields":[';
 
 /** One line of a watch response as an event; ERROR events throw (410 as WatchExpiredError). */
 export function parseWatchLine(line: string, resource: string, namespace: string | undefined, deletedMetadataOnly = false): RawWatchEvent {
