@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseFlags, usageText, UsageError, type FlagDefs } from "./lib/args.ts";
-import { auditCounts, auditPeakWatches, benchTable, computeBench, isWorkerSeries, resultJson, roleAllows, taskTiming, createSegments, workerCreateLog } from "./lib/bench-report.ts";
+import { auditCounts, auditPeakWatches, benchTable, computeBench, isWorkerSeries, resultJson, roleAllows, taskTiming, createSegments, workerCreateLog, type WatchFloor } from "./lib/bench-report.ts";
 import { Cleanup } from "./lib/cleanup.ts";
 import { Dispatch, type TaskRecord } from "./lib/dispatch.ts";
 import { Kube, nowMs } from "./lib/kube.ts";
@@ -43,6 +43,11 @@ const FLAGS: FlagDefs = {
     kind: "int",
     placeholder: "K",
     help: "give each task K env_vars (distinct values): the worker keeps them in a per-task Secret and redacts them from its log (default 0)",
+  },
+  "watch-floor": {
+    kind: "string",
+    placeholder: "MODE",
+    help: "also run a process that only reads the worker's two watches during the run (receive: bytes discarded; parse: split, parse and slim as the worker does) and report its CPU as a floor",
   },
   json: { kind: "string", placeholder: "FILE", help: "also write the figures as JSON to FILE" },
   "api-attribution": {
@@ -96,16 +101,60 @@ async function main(): Promise<number> {
     process.stderr.write("bench: --api-attribution is dedicated or shared\n");
     return 2;
   }
+  const watchFloor = flags["watch-floor"] as string | undefined;
+  if (watchFloor !== undefined && watchFloor !== "receive" && watchFloor !== "parse") {
+    process.stderr.write("bench: --watch-floor is receive or parse\n");
+    return 2;
+  }
+  if (watchFloor !== undefined && attribution === "shared") {
+    process.stderr.write("bench: --watch-floor needs --api-attribution dedicated (on a shared apiserver its watches would count as the worker's)\n");
+    return 2;
+  }
   const workerCmd = (flags["worker-cmd"] as string | undefined) ?? defaultWorkerCmd();
 
   const cleanup = new Cleanup(say);
   const stopping = new AbortController();
   cleanup.onSignals(() => stopping.abort());
   try {
-    return await bench({ tasks, concurrency, taskSeconds, keptJobs, envVars, attribution, jsonFile, workerCmd, defaultWorker: flags["worker-cmd"] === undefined }, cleanup, stopping.signal);
+    return await bench({ tasks, concurrency, taskSeconds, keptJobs, envVars, attribution, jsonFile, workerCmd, watchFloor, defaultWorker: flags["worker-cmd"] === undefined }, cleanup, stopping.signal);
   } finally {
     await cleanup.run();
   }
+}
+
+/**
+ * Starts scripts/lib/watch-floor.ts (--watch-floor) with the worker binary's runtime flags;
+ * resolves once its two watches are open. `stop` ends it and returns what it measured.
+ */
+async function startWatchFloor(mode: "receive" | "parse", kubeconfig: string, namespace: string, cleanup: Cleanup): Promise<{ stop(): Promise<WatchFloor | null> }> {
+  const script = join(import.meta.dir, "lib/watch-floor.ts");
+  const proc = Bun.spawn([process.execPath, "--smol", "--experimental-http2-fetch", script, mode, kubeconfig, namespace], { stdout: "pipe", stderr: "inherit" });
+  cleanup.add("stop the watch floor", () => proc.kill("SIGKILL"));
+  let out = "";
+  const drained = (async () => {
+    for await (const chunk of proc.stdout.pipeThrough(new TextDecoderStream())) out += chunk;
+  })();
+  const deadline = nowMs() + 30_000;
+  while (!out.includes('"open":true')) {
+    if (proc.exitCode !== null || nowMs() > deadline) throw new Error(`the watch floor (${script}) did not open its watches: ${out.trim() || `exit ${proc.exitCode}`}`);
+    await Bun.sleep(50);
+  }
+  say(`watch floor (${mode}) reading the worker's two watches (pid ${proc.pid})`);
+  return {
+    stop: async () => {
+      proc.kill("SIGTERM");
+      await proc.exited;
+      await drained;
+      const last = out.trim().split("\n").pop() ?? "";
+      try {
+        const r = JSON.parse(last) as { cpu_seconds: number; events: number; bytes: number };
+        return { mode, cpu_seconds: r.cpu_seconds, events: r.events, megabytes: r.bytes / 1e6 };
+      } catch {
+        say(`  the watch floor printed no figures: ${last}`);
+        return null;
+      }
+    },
+  };
 }
 
 /** K env_vars with values like tokens, distinct per task (each is a secret the worker redacts). */
@@ -128,6 +177,7 @@ interface Options {
   attribution: "dedicated" | "shared";
   jsonFile: string | undefined;
   workerCmd: string;
+  watchFloor: "receive" | "parse" | undefined;
   defaultWorker: boolean;
 }
 
@@ -289,6 +339,10 @@ async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<n
     idleRssMb = settled;
     say(`  idle RSS ${settled.toFixed(1)} MB`);
   }
+  // On the sandbox's own apiserver, as the harness's watches: the worker's apiserver and identity count only the worker.
+  const floor = o.watchFloor ? await startWatchFloor(o.watchFloor, ADMIN_KUBECONFIG, namespace, cleanup) : undefined;
+  sampler.sample();
+  const cpuBeforeRun = sampler.result().cpuSeconds;
   const before = await metrics();
   const auditOffset = auditLog && existsSync(auditLog) ? statSync(auditLog).size : 0;
 
@@ -359,6 +413,7 @@ async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<n
   sampling = false;
   await watchSampler;
   const usage = sampler.stop();
+  const floorUsage = floor ? await floor.stop() : null;
 
   // The harness's pod watch may trail the worker's by a moment.
   const byId = new Map<string, TaskRecord>();
@@ -400,6 +455,8 @@ async function bench(o: Options, cleanup: Cleanup, stop: AbortSignal): Promise<n
     keptJobs: o.keptJobs,
     workerRssAfterSyncMb: rssAfterSyncMb,
     workerCpuSeconds: usage.samples > 0 ? usage.cpuSeconds : null,
+    workerCpuSecondsBeforeRun: usage.samples > 0 ? cpuBeforeRun : null,
+    watchFloor: floorUsage,
   });
 
   const out = process.stdout;

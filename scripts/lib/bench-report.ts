@@ -27,7 +27,20 @@ export interface BenchResult {
   /** Right after the worker synced its cache of the kept Jobs (it connects only then); null without --kept-jobs. */
   worker_rss_after_sync_mb: number | null;
   worker_cpu_seconds: number | null;
+  /** Of worker_cpu_seconds, what it used before the measured window opened: startup, preflight, connecting, 2 s idle. */
+  worker_cpu_seconds_before_run: number | null;
+  /** --watch-floor: a process that only read the worker's two watches during the window; null without it. */
+  watch_floor: WatchFloor | null;
   worker_cmd: string;
+}
+
+export interface WatchFloor {
+  /** receive: bytes discarded; parse: split, managedFields cut, parse and slim, as the worker's reflector does. */
+  mode: "receive" | "parse";
+  cpu_seconds: number;
+  /** Events parsed (0 in receive mode). */
+  events: number;
+  megabytes: number;
 }
 
 export const RESULT_KEYS = [
@@ -46,6 +59,8 @@ export const RESULT_KEYS = [
   "kept_jobs",
   "worker_rss_after_sync_mb",
   "worker_cpu_seconds",
+  "worker_cpu_seconds_before_run",
+  "watch_floor",
   "worker_cmd",
 ] as const satisfies readonly (keyof BenchResult)[];
 
@@ -108,6 +123,8 @@ export interface BenchInput {
   keptJobs: number;
   workerRssAfterSyncMb: number | null;
   workerCpuSeconds: number | null;
+  workerCpuSecondsBeforeRun?: number | null;
+  watchFloor?: WatchFloor | null;
 }
 
 export interface BenchDetails {
@@ -174,6 +191,10 @@ export function computeBench(input: BenchInput): { result: BenchResult; details:
     kept_jobs: input.keptJobs,
     worker_rss_after_sync_mb: input.keptJobs > 0 && input.workerRssAfterSyncMb !== null ? round(input.workerRssAfterSyncMb, 1) : null,
     worker_cpu_seconds: input.workerCpuSeconds === null ? null : round(input.workerCpuSeconds, 2),
+    worker_cpu_seconds_before_run: input.workerCpuSecondsBeforeRun == null ? null : round(input.workerCpuSecondsBeforeRun, 2),
+    watch_floor: input.watchFloor
+      ? { ...input.watchFloor, cpu_seconds: round(input.watchFloor.cpu_seconds, 2), megabytes: round(input.watchFloor.megabytes, 1) }
+      : null,
     worker_cmd: input.workerCmd,
   };
   return { result, details: { states, rejections, missingCreate, missingReport, spanMs, requestCounts, requestTotal } };
@@ -271,7 +292,12 @@ export function benchTable(result: BenchResult, details: BenchDetails, color = f
   rows.push(
     ["worker CPU seconds", fmt(result.worker_cpu_seconds, 2), "", ""],
     ["  per task, ms", fmt(cpuMsPerTask(result), 2), TARGETS.cpuPerTask.label, verdict(TARGETS.cpuPerTask, result, style)],
+    ["  of which before the run (startup, preflight, connecting), s", fmt(result.worker_cpu_seconds_before_run, 2), "", ""],
   );
+  const floor = result.watch_floor;
+  if (floor) {
+    rows.push([`watch floor (${floor.mode} only), CPU per task, ms`, fmt(round((floor.cpu_seconds * 1000) / Math.max(1, result.tasks), 2), 2), "", ""]);
+  }
   return renderTable(columns, rows);
 }
 

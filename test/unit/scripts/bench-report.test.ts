@@ -149,6 +149,23 @@ describe("computeBench", () => {
     expect(bad).toMatch(/<= 70 MB\s+miss by 20 MB/);
   });
 
+  test("CPU before the run, and the watch floor next to the worker's CPU per task", () => {
+    const without = computeBench(input()).result;
+    expect(without.worker_cpu_seconds_before_run).toBeNull();
+    expect(without.watch_floor).toBeNull();
+    const plain = benchTable(...pair(input())).map(stripAnsi).join("\n");
+    expect(plain).toMatch(/of which before the run \(startup, preflight, connecting\), s\s+-/);
+    expect(plain).not.toMatch(/watch floor/);
+
+    const measured = input({ tasks: 500, workerCpuSeconds: 1.8, workerCpuSecondsBeforeRun: 0.1234, watchFloor: { mode: "parse", cpu_seconds: 0.7777, events: 6003, megabytes: 35.26 } });
+    const { result } = computeBench(measured);
+    expect(result.worker_cpu_seconds_before_run).toBe(0.12);
+    expect(result.watch_floor).toEqual({ mode: "parse", cpu_seconds: 0.78, events: 6003, megabytes: 35.3 });
+    const table = benchTable(...pair(measured)).map(stripAnsi).join("\n");
+    expect(table).toMatch(/per task, ms\s+3\.60\s+<= 2 ms\s+miss by 1\.6 ms\n\s+of which before the run \(startup, preflight, connecting\), s\s+0\.12/);
+    expect(table).toMatch(/watch floor \(parse only\), CPU per task, ms\s+1\.56/);
+  });
+
   test("kept Jobs: RSS after the sync against idle, and the cost per kept pair", () => {
     // 10,000 pairs on top of 41.26 MB idle: 59.3 MB is 18 MB more, 1.84 KB a pair.
     const { result } = computeBench(input({ keptJobs: 10_000, workerRssAfterSyncMb: 59.3 }));
