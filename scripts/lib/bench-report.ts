@@ -291,8 +291,8 @@ export function benchTable(result: BenchResult, details: BenchDetails, color = f
   }
   rows.push(
     ["worker CPU seconds", fmt(result.worker_cpu_seconds, 2), "", ""],
+    ["  of which before the run (startup, preflight, connecting)", fmt(result.worker_cpu_seconds_before_run, 2), "", ""],
     ["  per task, ms", fmt(cpuMsPerTask(result), 2), TARGETS.cpuPerTask.label, verdict(TARGETS.cpuPerTask, result, style)],
-    ["  of which before the run (startup, preflight, connecting), s", fmt(result.worker_cpu_seconds_before_run, 2), "", ""],
   );
   const floor = result.watch_floor;
   if (floor) {
