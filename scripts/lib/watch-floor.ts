@@ -1,9 +1,11 @@
 // `scripts/bench --watch-floor MODE`: a process that only reads the worker's two watches (the
-// Jobs and Pods of its namespace, through the worker's own Kubernetes client and transport, on
-// the sandbox's apiserver), as a floor for the worker's CPU per task. MODE `receive` discards the bytes; `parse` also does
+// Jobs and Pods of its namespace, through the worker's own Kubernetes client and transport), as
+// a floor for the worker's CPU per task. MODE `receive` discards the bytes; `parse` also does
 // what the worker's reflector does with every event before its own logic: split the lines,
 // cut managedFields, parse, slim. The benchmark runs it with the worker binary's runtime flags
-// (--smol --experimental-http2-fetch), on the same API server, during the measured window.
+// (--smol --experimental-http2-fetch) during the measured window, on the sandbox's apiserver
+// (the same etcd, so the same events, but not the worker's dedicated apiserver, whose figures
+// must count the worker alone).
 //
 //   bun --smol --experimental-http2-fetch scripts/lib/watch-floor.ts MODE KUBECONFIG NAMESPACE
 //
