@@ -48,13 +48,18 @@ test("parse mode: every task Job event after the watches opened, none of the pre
     taskEvents++;
     if (type === "DELETED") taskDeleted = true;
   });
-  const all = await watchPath(`/apis/batch/v1/namespaces/${ns.name}/jobs`, () => allEvents++);
+  let allSawTaskDeleted = false;
+  const all = await watchPath(`/apis/batch/v1/namespaces/${ns.name}/jobs`, (type, object) => {
+    allEvents++;
+    if (type === "DELETED" && object?.metadata?.name === "task") allSawTaskDeleted = true;
+  });
   try {
     await waitFor(() => lines.includes('{"open":true}'), { what: "the watch floor to open its watches", timeoutMs: 30_000 });
     await kubectlApply([suspendedJob("preflight", { "oz-preflight": "e2e" }), suspendedJob("task")]);
     const deleted = await kubectlResult(["delete", "job", "task", "-n", ns.name, "--wait=true"]);
     expect(deleted.code).toBe(0);
-    await waitFor(() => taskDeleted, { what: "the reference watch to see the task Job deleted", timeoutMs: 30_000 });
+    // Each stream delivers in resourceVersion order: once both saw the deletion, they hold every event before it.
+    await waitFor(() => taskDeleted && allSawTaskDeleted, { what: "the reference watches to see the task Job deleted", timeoutMs: 30_000 });
     await waitFor(
       () => {
         floor.kill("SIGUSR1");
