@@ -104,8 +104,9 @@ const MADV_PAGEOUT = 21;
  * (module loading, config, preflight) and a big first list run code never run again, and
  * those pages would otherwise stay counted in the RSS for the process's life: 43-46 MB of the
  * compiled worker's RSS were the executable's pages, of which a running worker touches 30
- * to 33 again at its peak (scripts/bench, N=500 C=200). The advice never discards data: a page the process wrote (copy-on-write) needs swap to
- * be reclaimed and stays. Kernels before 5.4 refuse the advice (nothing happens). Returns the
+ * to 33 again at its peak (scripts/bench, N=500 C=200). The advice never discards data: a
+ * page the process wrote (copy-on-write) needs swap to be reclaimed and stays. Kernels
+ * before 5.4 refuse the advice (nothing happens). Returns the
  * bytes of file-backed RSS released, or undefined where there is nothing to do (Node, Deno,
  * not Linux, no bun:ffi).
  */

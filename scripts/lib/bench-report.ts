@@ -234,7 +234,11 @@ export const TARGETS = {
 
 /** The worker's CPU time per task, ms (the whole run's, startup included, over the tasks); null without it. */
 export function cpuMsPerTask(r: BenchResult): number | null {
-  return r.worker_cpu_seconds === null || r.tasks <= 0 ? null : round((r.worker_cpu_seconds * 1000) / r.tasks, 2);
+  return msPerTask(r.worker_cpu_seconds, r.tasks);
+}
+
+function msPerTask(seconds: number | null, tasks: number): number | null {
+  return seconds === null || tasks <= 0 ? null : round((seconds * 1000) / tasks, 2);
 }
 
 /** What the kept Jobs cost: RSS after the sync above idle, MiB; null without both figures. */
@@ -296,7 +300,7 @@ export function benchTable(result: BenchResult, details: BenchDetails, color = f
   );
   const floor = result.watch_floor;
   if (floor) {
-    rows.push([`watch floor (${floor.mode} only), CPU per task, ms`, fmt(round((floor.cpu_seconds * 1000) / Math.max(1, result.tasks), 2), 2), "", ""]);
+    rows.push([`watch floor (${floor.mode} only), CPU per task, ms`, fmt(msPerTask(floor.cpu_seconds, result.tasks), 2), "", ""]);
   }
   return renderTable(columns, rows);
 }

@@ -123,6 +123,8 @@ const MANAGED_FIELDS = '"managedFields":[';
 const SPEC_AFTER_METADATA = '},"spec":{';
 const MANAGED_FIELDS_END = `]${SPEC_AFTER_METADATA}`;
 const DELETED_PREFIX = '{"type":"DELETED","object":{';
+/** managedFields as the metadata's last key, from the comma before it. */
+const MANAGED_FIELDS_ENTRY = `,${MANAGED_FIELDS}`;
 
 /**
  * A DELETED watch event up to the end of its object's metadata, closed: `{"type":"DELETED","object":
@@ -134,7 +136,7 @@ export function deletedMetadataText(line: string): string | undefined {
   let end = line.indexOf(SPEC_AFTER_METADATA);
   if (end < 0) return undefined;
   // managedFields, last in the metadata, ends right there: left out too (as withoutManagedFields does).
-  const managed = line.lastIndexOf(`,${MANAGED_FIELDS}`, end);
+  const managed = line.lastIndexOf(MANAGED_FIELDS_ENTRY, end);
   if (managed > 0 && line.charCodeAt(end - 1) === 93 /* ] */) end = managed;
   return `${line.slice(0, end)}}}}`;
 }
